@@ -1,0 +1,99 @@
+package v1alpha1
+
+import (
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+)
+
+// GroupSpec is the desired state of a group in the identity store.
+type GroupSpec struct {
+	// displayName is the group's name as people see it.
+	// +optional
+	// +kubebuilder:validation:MaxLength=256
+	DisplayName string `json:"displayName,omitempty"`
+
+	// externalID is the group's identifier in systems outside Roster, unique
+	// within the store.
+	// +optional
+	// +kubebuilder:validation:MaxLength=256
+	ExternalID string `json:"externalID,omitempty"`
+
+	// description says what the group is for.
+	// +optional
+	// +kubebuilder:validation:MaxLength=1024
+	Description string `json:"description,omitempty"`
+
+	// members names Users in the same namespace that belong to the group.
+	// +optional
+	// +listType=set
+	// +kubebuilder:validation:MaxItems=10000
+	// +kubebuilder:validation:items:MaxLength=253
+	Members []string `json:"members,omitempty"`
+
+	// memberSelector selects Users in the same namespace by label; every
+	// User it matches is a member.
+	// +optional
+	MemberSelector *metav1.LabelSelector `json:"memberSelector,omitempty"`
+}
+
+// GroupStatus is the observed state of a Group.
+type GroupStatus struct {
+	// members are the group's effective members (User names), sorted. When
+	// the list would be too long it is truncated and a condition says so;
+	// memberCount is always complete.
+	// +optional
+	// +listType=set
+	Members []string `json:"members,omitempty"`
+
+	// memberCount is the number of effective members.
+	// +optional
+	MemberCount int32 `json:"memberCount,omitempty"`
+
+	// storeID is the group's identifier in the identity store.
+	// +optional
+	// +kubebuilder:validation:MaxLength=512
+	StoreID string `json:"storeID,omitempty"`
+
+	// conditions describe the Group's state: Ready, and Reconciling or
+	// Stalled while they apply.
+	// +optional
+	// +listType=map
+	// +listMapKey=type
+	Conditions []metav1.Condition `json:"conditions,omitempty"`
+
+	// observedGeneration is the generation the status describes.
+	// +optional
+	ObservedGeneration int64 `json:"observedGeneration,omitempty"`
+}
+
+// Group is a set of Users, provisioned into the identity store.
+//
+// +kubebuilder:object:root=true
+// +kubebuilder:subresource:status
+// +kubebuilder:resource:shortName=grp,categories=roster
+// +kubebuilder:printcolumn:name="Display Name",type=string,JSONPath=`.spec.displayName`
+// +kubebuilder:printcolumn:name="Members",type=integer,JSONPath=`.status.memberCount`
+// +kubebuilder:printcolumn:name="Ready",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].status`
+// +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
+type Group struct {
+	metav1.TypeMeta `json:",inline"`
+	// +optional
+	metav1.ObjectMeta `json:"metadata,omitempty"`
+
+	// spec is the desired state of the group.
+	// +optional
+	Spec GroupSpec `json:"spec,omitempty"`
+
+	// status is the observed state of the group.
+	// +optional
+	Status GroupStatus `json:"status,omitempty"`
+}
+
+// GroupList is a list of Groups.
+//
+// +kubebuilder:object:root=true
+type GroupList struct {
+	metav1.TypeMeta `json:",inline"`
+	// +optional
+	metav1.ListMeta `json:"metadata,omitempty"`
+	Items           []Group `json:"items"`
+}

@@ -1,0 +1,54 @@
+package controllers
+
+import (
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/event"
+	"sigs.k8s.io/controller-runtime/pkg/predicate"
+
+	"roster.dev/roster/api/v1alpha1"
+)
+
+// requestAnnotations are the one-shot request annotations a reconcile acts on.
+var requestAnnotations = []string{v1alpha1.ResendInvitationAnnotation, v1alpha1.ResetPasswordAnnotation}
+
+// userChanged passes creations, deletions, spec changes (a new generation),
+// the start of a deletion and a new value of a request annotation. Status
+// writes and label-only changes do not wake the User's own reconciler.
+func userChanged() predicate.Predicate {
+	return predicate.Or(
+		predicate.GenerationChangedPredicate{},
+		predicate.Funcs{
+			CreateFunc:  func(event.CreateEvent) bool { return false },
+			DeleteFunc:  func(event.DeleteEvent) bool { return false },
+			GenericFunc: func(event.GenericEvent) bool { return false },
+			UpdateFunc: func(e event.UpdateEvent) bool {
+				if e.ObjectOld == nil || e.ObjectNew == nil {
+					return false
+				}
+				if e.ObjectOld.GetDeletionTimestamp().IsZero() && !e.ObjectNew.GetDeletionTimestamp().IsZero() {
+					return true
+				}
+				return requestAnnotationChanged(e.ObjectOld, e.ObjectNew)
+			},
+		},
+	)
+}
+
+func requestAnnotationChanged(old, new client.Object) bool {
+	for _, key := range requestAnnotations {
+		if old.GetAnnotations()[key] != new.GetAnnotations()[key] {
+			return true
+		}
+	}
+	return false
+}
+
+// onDelete passes only deletions.
+func onDelete() predicate.Predicate {
+	return predicate.Funcs{
+		CreateFunc:  func(event.CreateEvent) bool { return false },
+		UpdateFunc:  func(event.UpdateEvent) bool { return false },
+		DeleteFunc:  func(event.DeleteEvent) bool { return true },
+		GenericFunc: func(event.GenericEvent) bool { return false },
+	}
+}

@@ -1,0 +1,243 @@
+package controllers_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/watch"
+	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
+	"k8s.io/utils/clock"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/cache"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/client/interceptor"
+	"sigs.k8s.io/controller-runtime/pkg/log/zap"
+	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
+
+	"roster.dev/roster/api/v1alpha1"
+	"roster.dev/roster/controllers"
+	"roster.dev/roster/internal/store"
+	"roster.dev/roster/internal/store/embedded"
+	"roster.dev/roster/internal/testenv"
+)
+
+// The suite runs one control plane and one manager; each test works in a
+// namespace of its own, so counters are kept per namespace.
+var (
+	k8s          client.Client // reads straight from the API server
+	backend      *faultyStore
+	storeMetrics *store.Metrics
+	apiWrites    = newCounter()
+	passes       = newCounter()
+)
+
+const defaultRole = "Member"
+
+func TestMain(m *testing.M) {
+	os.Exit(runSuite(m))
+}
+
+func runSuite(m *testing.M) int {
+	ctrl.SetLogger(zap.New(zap.WriteTo(os.Stderr), zap.UseDevMode(true)))
+	env, cfg, err := testenv.Start()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	defer func() { _ = env.Stop() }()
+
+	scheme := runtime.NewScheme()
+	_ = clientgoscheme.AddToScheme(scheme)
+	_ = v1alpha1.AddToScheme(scheme)
+	if k8s, err = client.New(cfg, client.Options{Scheme: scheme}); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+
+	dir, err := os.MkdirTemp("", "roster-store-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	defer os.RemoveAll(dir)
+	emb, err := embedded.Open(dir)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	defer emb.Close()
+	backend = &faultyStore{Store: emb}
+	storeMetrics = store.NewMetrics(prometheus.NewRegistry())
+
+	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
+		Scheme:  scheme,
+		Metrics: metricsserver.Options{BindAddress: "0"},
+		Cache:   cache.Options{DefaultTransform: cache.TransformStripManagedFields()},
+	})
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	ur := &controllers.UserReconciler{
+		Client:                  countingClient(mgr.GetClient()),
+		Store:                   store.Instrument(backend, storeMetrics, nil),
+		Recorder:                mgr.GetEventRecorder("roster"),
+		Clock:                   clock.RealClock{},
+		DefaultRole:             defaultRole,
+		ResyncPeriod:            time.Second,
+		MaxConcurrentReconciles: 4,
+	}
+	if err := ur.SetupWithManager(mgr); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go func() {
+		if err := mgr.Start(ctx); err != nil {
+			fmt.Fprintln(os.Stderr, "manager:", err)
+			os.Exit(1)
+		}
+	}()
+	return m.Run()
+}
+
+// counter counts by namespace.
+type counter struct {
+	mu sync.Mutex
+	n  map[string]int
+}
+
+func newCounter() *counter { return &counter{n: map[string]int{}} }
+
+func (c *counter) add(ns string) {
+	c.mu.Lock()
+	c.n[ns]++
+	c.mu.Unlock()
+}
+
+func (c *counter) get(ns string) int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.n[ns]
+}
+
+// noWatch lets the manager's cached client be wrapped by an interceptor;
+// reconcilers never watch through their client.
+type noWatch struct{ client.Client }
+
+func (noWatch) Watch(context.Context, client.ObjectList, ...client.ListOption) (watch.Interface, error) {
+	return nil, errors.New("watch is not supported")
+}
+
+// countingClient counts every write the reconciler makes to the API server.
+func countingClient(c client.Client) client.Client {
+	return interceptor.NewClient(noWatch{c}, interceptor.Funcs{
+		// Every reconcile pass starts by getting its object.
+		Get: func(ctx context.Context, c client.WithWatch, key client.ObjectKey, obj client.Object, opts ...client.GetOption) error {
+			passes.add(key.Namespace)
+			return c.Get(ctx, key, obj, opts...)
+		},
+		Create: func(ctx context.Context, c client.WithWatch, obj client.Object, opts ...client.CreateOption) error {
+			apiWrites.add(obj.GetNamespace())
+			return c.Create(ctx, obj, opts...)
+		},
+		Update: func(ctx context.Context, c client.WithWatch, obj client.Object, opts ...client.UpdateOption) error {
+			apiWrites.add(obj.GetNamespace())
+			return c.Update(ctx, obj, opts...)
+		},
+		Patch: func(ctx context.Context, c client.WithWatch, obj client.Object, p client.Patch, opts ...client.PatchOption) error {
+			apiWrites.add(obj.GetNamespace())
+			return c.Patch(ctx, obj, p, opts...)
+		},
+		Delete: func(ctx context.Context, c client.WithWatch, obj client.Object, opts ...client.DeleteOption) error {
+			apiWrites.add(obj.GetNamespace())
+			return c.Delete(ctx, obj, opts...)
+		},
+		SubResourceUpdate: func(ctx context.Context, c client.Client, sub string, obj client.Object, opts ...client.SubResourceUpdateOption) error {
+			apiWrites.add(obj.GetNamespace())
+			return c.SubResource(sub).Update(ctx, obj, opts...)
+		},
+		SubResourcePatch: func(ctx context.Context, c client.Client, sub string, obj client.Object, p client.Patch, opts ...client.SubResourcePatchOption) error {
+			apiWrites.add(obj.GetNamespace())
+			return c.SubResource(sub).Patch(ctx, obj, p, opts...)
+		},
+	})
+}
+
+// faultyStore is the real embedded store with a switch that makes every call
+// fail as an unreachable store would.
+type faultyStore struct {
+	store.Store
+	mu   sync.Mutex
+	down bool
+}
+
+func (f *faultyStore) setDown(down bool) {
+	f.mu.Lock()
+	f.down = down
+	f.mu.Unlock()
+}
+
+func (f *faultyStore) err() error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.down {
+		return fmt.Errorf("connection refused: %w", store.ErrUnavailable)
+	}
+	return nil
+}
+
+func (f *faultyStore) GetUser(ctx context.Context, id string) (store.User, error) {
+	if err := f.err(); err != nil {
+		return store.User{}, err
+	}
+	return f.Store.GetUser(ctx, id)
+}
+
+func (f *faultyStore) FindUserByEmail(ctx context.Context, email string) (store.User, error) {
+	if err := f.err(); err != nil {
+		return store.User{}, err
+	}
+	return f.Store.FindUserByEmail(ctx, email)
+}
+
+func (f *faultyStore) CreateUser(ctx context.Context, u store.User) (store.User, error) {
+	if err := f.err(); err != nil {
+		return store.User{}, err
+	}
+	return f.Store.CreateUser(ctx, u)
+}
+
+func (f *faultyStore) UpdateUser(ctx context.Context, id string, u store.UserUpdate) (store.User, error) {
+	if err := f.err(); err != nil {
+		return store.User{}, err
+	}
+	return f.Store.UpdateUser(ctx, id, u)
+}
+
+func (f *faultyStore) DeleteUser(ctx context.Context, id string) error {
+	if err := f.err(); err != nil {
+		return err
+	}
+	return f.Store.DeleteUser(ctx, id)
+}
+
+// newNamespace creates a namespace for one test.
+func newNamespace(t *testing.T) string {
+	t.Helper()
+	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{GenerateName: "test-"}}
+	if err := k8s.Create(t.Context(), ns); err != nil {
+		t.Fatalf("creating namespace: %v", err)
+	}
+	return ns.Name
+}

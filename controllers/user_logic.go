@@ -1,0 +1,106 @@
+package controllers
+
+import (
+	"context"
+	"strings"
+	"time"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"roster.dev/roster/api/v1alpha1"
+	"roster.dev/roster/internal/store"
+)
+
+// EmailIndex is the field index of Users by normalised email.
+const EmailIndex = "spec.email.normalized"
+
+// NormalizeEmail is the form emails are compared in: the store treats
+// addresses that differ only in case as one.
+func NormalizeEmail(email string) string { return strings.ToLower(strings.TrimSpace(email)) }
+
+// IndexUserEmail registers EmailIndex with the manager's cache.
+func IndexUserEmail(ctx context.Context, indexer client.FieldIndexer) error {
+	return indexer.IndexField(ctx, &v1alpha1.User{}, EmailIndex, func(obj client.Object) []string {
+		return []string{NormalizeEmail(obj.(*v1alpha1.User).Spec.Email)}
+	})
+}
+
+// DesiredStoreUser is the store user a User asks for. Fields the spec leaves
+// empty are not managed.
+func DesiredStoreUser(user *v1alpha1.User, defaultRole string) store.User {
+	s := user.Spec
+	return store.User{
+		Email:      s.Email,
+		FirstName:  s.FirstName,
+		LastName:   s.LastName,
+		Role:       effectiveRole(user, defaultRole),
+		Mobile:     s.Mobile,
+		TimeZone:   s.TimeZone,
+		Country:    s.Country,
+		Locale:     s.Locale,
+		Attributes: s.Attributes,
+		Disabled:   s.Deactivated,
+	}
+}
+
+func effectiveRole(user *v1alpha1.User, defaultRole string) string {
+	if user.Spec.Role != "" {
+		return user.Spec.Role
+	}
+	return defaultRole
+}
+
+// PhaseOf derives a User's phase from its store user.
+func PhaseOf(u *store.User) v1alpha1.UserPhase {
+	switch {
+	case u == nil:
+		return v1alpha1.UserPending
+	case u.Disabled:
+		return v1alpha1.UserInactive
+	case u.Activated:
+		return v1alpha1.UserActive
+	default:
+		return v1alpha1.UserInvited
+	}
+}
+
+// EffectiveDeletionPolicy is spec.deletionPolicy, or Delete for users Roster
+// created and Retain for users it adopted.
+func EffectiveDeletionPolicy(user *v1alpha1.User, origin v1alpha1.UserOrigin) v1alpha1.DeletionPolicy {
+	if p := user.Spec.DeletionPolicy; p != "" {
+		return p
+	}
+	if origin == v1alpha1.UserCreated {
+		return v1alpha1.DeletionPolicyDelete
+	}
+	return v1alpha1.DeletionPolicyRetain
+}
+
+// ChangedFields names the fields an update writes, for events.
+func ChangedFields(u store.UserUpdate) []string {
+	var fields []string
+	add := func(name string, changed bool) {
+		if changed {
+			fields = append(fields, name)
+		}
+	}
+	add("firstName", u.FirstName != nil)
+	add("lastName", u.LastName != nil)
+	add("role", u.Role != nil)
+	add("mobile", u.Mobile != nil)
+	add("timeZone", u.TimeZone != nil)
+	add("country", u.Country != nil)
+	add("locale", u.Locale != nil)
+	add("attributes", len(u.Attributes) > 0)
+	add("deactivated", u.Disabled != nil)
+	return fields
+}
+
+func timePtr(t *time.Time) *metav1.Time {
+	if t == nil {
+		return nil
+	}
+	mt := metav1.NewTime(t.UTC().Truncate(time.Second))
+	return &mt
+}

@@ -1,0 +1,108 @@
+package controllers
+
+import (
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"roster.dev/roster/api/v1alpha1"
+	"roster.dev/roster/internal/store"
+)
+
+func TestPhaseOf(t *testing.T) {
+	cases := []struct {
+		name string
+		user *store.User
+		want v1alpha1.UserPhase
+	}{
+		{"not in the store", nil, v1alpha1.UserPending},
+		{"never activated", &store.User{}, v1alpha1.UserInvited},
+		{"activated", &store.User{Activated: true}, v1alpha1.UserActive},
+		{"disabled wins over activated", &store.User{Activated: true, Disabled: true}, v1alpha1.UserInactive},
+		{"disabled before activation", &store.User{Disabled: true}, v1alpha1.UserInactive},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := PhaseOf(tc.user); got != tc.want {
+				t.Errorf("PhaseOf() = %s, want %s", got, tc.want)
+			}
+		})
+	}
+}
+
+func TestEffectiveDeletionPolicy(t *testing.T) {
+	cases := []struct {
+		name   string
+		spec   v1alpha1.DeletionPolicy
+		origin v1alpha1.UserOrigin
+		want   v1alpha1.DeletionPolicy
+	}{
+		{"created, unset", "", v1alpha1.UserCreated, v1alpha1.DeletionPolicyDelete},
+		{"adopted, unset", "", v1alpha1.UserAdopted, v1alpha1.DeletionPolicyRetain},
+		{"unknown origin, unset", "", "", v1alpha1.DeletionPolicyRetain},
+		{"adopted, explicit Delete", v1alpha1.DeletionPolicyDelete, v1alpha1.UserAdopted, v1alpha1.DeletionPolicyDelete},
+		{"created, explicit Retain", v1alpha1.DeletionPolicyRetain, v1alpha1.UserCreated, v1alpha1.DeletionPolicyRetain},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			u := &v1alpha1.User{Spec: v1alpha1.UserSpec{DeletionPolicy: tc.spec}}
+			if got := EffectiveDeletionPolicy(u, tc.origin); got != tc.want {
+				t.Errorf("EffectiveDeletionPolicy() = %s, want %s", got, tc.want)
+			}
+		})
+	}
+}
+
+func TestHoldsEmailBefore(t *testing.T) {
+	t0 := metav1.NewTime(time.Unix(1000, 0))
+	t1 := metav1.NewTime(time.Unix(1001, 0))
+	mk := func(ns, name string, ts metav1.Time) *v1alpha1.User {
+		return &v1alpha1.User{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name, CreationTimestamp: ts}}
+	}
+	cases := []struct {
+		name string
+		a, b *v1alpha1.User
+		want bool
+	}{
+		{"older wins", mk("z", "z", t0), mk("a", "a", t1), true},
+		{"newer loses", mk("a", "a", t1), mk("z", "z", t0), false},
+		{"same time: lower namespace", mk("a", "z", t0), mk("b", "a", t0), true},
+		{"same time and namespace: lower name", mk("a", "a", t0), mk("a", "b", t0), true},
+		{"itself", mk("a", "a", t0), mk("a", "a", t0), false},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := holdsEmailBefore(tc.a, tc.b); got != tc.want {
+				t.Errorf("holdsEmailBefore() = %v, want %v", got, tc.want)
+			}
+		})
+	}
+}
+
+func TestDesiredStoreUser(t *testing.T) {
+	u := &v1alpha1.User{Spec: v1alpha1.UserSpec{
+		Email: "ada@example.com", FirstName: "Ada", LastName: "Lovelace", Deactivated: true,
+		Country: "GB", Attributes: map[string]string{"k": "v"},
+	}}
+	want := store.User{Email: "ada@example.com", FirstName: "Ada", LastName: "Lovelace", Role: "Member",
+		Country: "GB", Attributes: map[string]string{"k": "v"}, Disabled: true}
+	if diff := cmp.Diff(want, DesiredStoreUser(u, "Member")); diff != "" {
+		t.Errorf("DesiredStoreUser() mismatch (-want +got):\n%s", diff)
+	}
+	u.Spec.Role = "Admin"
+	if got := DesiredStoreUser(u, "Member").Role; got != "Admin" {
+		t.Errorf("Role = %q, want the spec's Admin", got)
+	}
+}
+
+func TestChangedFields(t *testing.T) {
+	s := "x"
+	b := true
+	got := ChangedFields(store.UserUpdate{FirstName: &s, Country: &s, Attributes: map[string]string{"a": "b"}, Disabled: &b})
+	want := []string{"firstName", "country", "attributes", "deactivated"}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("ChangedFields() mismatch (-want +got):\n%s", diff)
+	}
+}

@@ -1,0 +1,74 @@
+#!/usr/bin/env bash
+# make demo: a local control plane, the operator with the embedded store and
+# the outbox, and the samples, so that a newcomer can watch Users reach their
+# states without a cluster. Ctrl-C stops everything and cleans up.
+set -euo pipefail
+
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "${root}"
+demo="${root}/bin/demo"
+export KUBECONFIG="${demo}/kubeconfig"
+rm -rf "${demo}"
+mkdir -p "${demo}"
+
+pids=()
+cleanup() {
+  trap - EXIT INT TERM
+  echo
+  echo "Stopping the demo..."
+  for pid in "${pids[@]}"; do kill -TERM "${pid}" 2>/dev/null || true; done
+  for pid in "${pids[@]}"; do wait "${pid}" 2>/dev/null || true; done
+  echo "Stopped. Logs were in ${demo}."
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+echo "==> Building the operator and the local control plane runner"
+go build -o bin/manager .
+go build -o bin/localcluster ./hack/localcluster
+
+echo "==> Starting a local control plane (kube-apiserver ${KUBE_VERSION:-} and etcd)"
+bin/localcluster --write-kubeconfig "${KUBECONFIG}" >"${demo}/controlplane.log" 2>&1 &
+pids+=($!)
+for _ in $(seq 1 120); do
+  [[ -f "${KUBECONFIG}" ]] && break
+  if ! kill -0 "${pids[0]}" 2>/dev/null; then cat "${demo}/controlplane.log"; exit 1; fi
+  sleep 0.5
+done
+[[ -f "${KUBECONFIG}" ]] || { echo "the control plane did not start; see ${demo}/controlplane.log"; exit 1; }
+kubectl wait --for=condition=Established crd --all --timeout=60s >/dev/null
+
+echo "==> Starting the operator (embedded store in ${demo}/data, outbox in ${demo}/outbox)"
+bin/manager --data-dir="${demo}/data" --outbox-dir="${demo}/outbox" \
+  --metrics-bind-address=0 --health-probe-bind-address=127.0.0.1:18081 \
+  --web-bind-address=127.0.0.1:18082 --public-url=http://127.0.0.1:18082 \
+  >"${demo}/manager.log" 2>&1 &
+pids+=($!)
+
+echo "==> Applying config/samples"
+kubectl apply -k config/samples
+echo
+
+# Show the resources until every User has left Pending.
+for _ in $(seq 1 60); do
+  pending=$(kubectl get users -o jsonpath='{range .items[*]}{.status.phase}{"\n"}{end}' | grep -cvE '^(Invited|Active|Inactive)$' || true)
+  [[ "${pending}" == "0" ]] && break
+  sleep 1
+done
+kubectl get users,groups,userimports
+echo
+kubectl get users --field-selector status.phase=Inactive
+echo
+
+cat <<MSG
+The demo is running.
+  kubeconfig:   export KUBECONFIG=${KUBECONFIG}
+  try:          kubectl get users -w
+                kubectl patch user alan --type=merge -p '{"spec":{"deactivated":false}}'
+                kubectl get users --field-selector status.phase=Invited
+  logs:         ${demo}/manager.log, ${demo}/controlplane.log
+Press Ctrl-C to stop the operator and the control plane.
+MSG
+
+if [[ -n "${DEMO_EXIT:-}" ]]; then exit 0; fi
+wait "${pids[@]}"

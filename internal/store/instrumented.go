@@ -1,0 +1,120 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
+	"golang.org/x/time/rate"
+)
+
+// Metrics counts store calls, their latency and their errors by store and
+// operation. Register it once with the manager's registry.
+type Metrics struct {
+	calls    *prometheus.CounterVec
+	errors   *prometheus.CounterVec
+	duration *prometheus.HistogramVec
+}
+
+// NewMetrics returns store metrics registered with reg.
+func NewMetrics(reg prometheus.Registerer) *Metrics {
+	m := &Metrics{
+		calls: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "roster_store_calls_total",
+			Help: "Calls to the identity store by store and operation.",
+		}, []string{"store", "operation"}),
+		errors: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "roster_store_errors_total",
+			Help: "Failed calls to the identity store by store and operation (not-found answers are not failures).",
+		}, []string{"store", "operation"}),
+		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "roster_store_call_duration_seconds",
+			Help:    "Latency of identity store calls by store and operation.",
+			Buckets: prometheus.ExponentialBuckets(0.0005, 2, 16),
+		}, []string{"store", "operation"}),
+	}
+	if reg != nil {
+		reg.MustRegister(m.calls, m.errors, m.duration)
+	}
+	return m
+}
+
+// Calls returns how many calls to the operation were made, for tests.
+func (m *Metrics) Calls(store, operation string) float64 {
+	return counterValue(m.calls.WithLabelValues(store, operation))
+}
+
+// Operation names used in metrics.
+const (
+	OpGetUser         = "GetUser"
+	OpFindUserByEmail = "FindUserByEmail"
+	OpCreateUser      = "CreateUser"
+	OpUpdateUser      = "UpdateUser"
+	OpDeleteUser      = "DeleteUser"
+)
+
+// WriteOperations are the operations that change the store.
+var WriteOperations = []string{OpCreateUser, OpUpdateUser, OpDeleteUser}
+
+// Instrument wraps s so that every call is rate limited by limiter (nil for
+// no limit) and counted in m.
+func Instrument(s Store, m *Metrics, limiter *rate.Limiter) Store {
+	return &instrumented{Store: s, m: m, limiter: limiter}
+}
+
+type instrumented struct {
+	Store
+	m       *Metrics
+	limiter *rate.Limiter
+}
+
+func (i *instrumented) observe(ctx context.Context, op string, call func() error) error {
+	if i.limiter != nil {
+		if err := i.limiter.Wait(ctx); err != nil {
+			return err
+		}
+	}
+	start := time.Now()
+	err := call()
+	kind := i.Kind()
+	i.m.calls.WithLabelValues(kind, op).Inc()
+	i.m.duration.WithLabelValues(kind, op).Observe(time.Since(start).Seconds())
+	if err != nil && !errors.Is(err, ErrNotFound) {
+		i.m.errors.WithLabelValues(kind, op).Inc()
+	}
+	return err
+}
+
+func (i *instrumented) GetUser(ctx context.Context, id string) (u User, err error) {
+	err = i.observe(ctx, OpGetUser, func() error { u, err = i.Store.GetUser(ctx, id); return err })
+	return u, err
+}
+
+func (i *instrumented) FindUserByEmail(ctx context.Context, email string) (u User, err error) {
+	err = i.observe(ctx, OpFindUserByEmail, func() error { u, err = i.Store.FindUserByEmail(ctx, email); return err })
+	return u, err
+}
+
+func (i *instrumented) CreateUser(ctx context.Context, user User) (u User, err error) {
+	err = i.observe(ctx, OpCreateUser, func() error { u, err = i.Store.CreateUser(ctx, user); return err })
+	return u, err
+}
+
+func (i *instrumented) UpdateUser(ctx context.Context, id string, update UserUpdate) (u User, err error) {
+	err = i.observe(ctx, OpUpdateUser, func() error { u, err = i.Store.UpdateUser(ctx, id, update); return err })
+	return u, err
+}
+
+func (i *instrumented) DeleteUser(ctx context.Context, id string) error {
+	return i.observe(ctx, OpDeleteUser, func() error { return i.Store.DeleteUser(ctx, id) })
+}
+
+func counterValue(c prometheus.Counter) float64 {
+	var m dto.Metric
+	if err := c.Write(&m); err != nil {
+		return 0
+	}
+	return m.GetCounter().GetValue()
+}
