@@ -3,6 +3,7 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"flag"
 	"fmt"
@@ -183,6 +184,9 @@ func run(args []string) error {
 		return fmt.Errorf("creating the manager: %w", err)
 	}
 
+	if err := controllers.SetupIndexes(context.Background(), mgr.GetFieldIndexer()); err != nil {
+		return fmt.Errorf("setting up cache indexes: %w", err)
+	}
 	if err := (&controllers.UserReconciler{
 		Client:                  mgr.GetClient(),
 		Store:                   st,

@@ -87,6 +87,10 @@ func runSuite(m *testing.M) int {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}
+	if err := controllers.SetupIndexes(context.Background(), mgr.GetFieldIndexer()); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
 	ur := &controllers.UserReconciler{
 		Client:                  countingClient(mgr.GetClient()),
 		Store:                   store.Instrument(backend, storeMetrics, nil),

@@ -351,9 +351,6 @@ func (r *UserReconciler) resyncAfter() time.Duration {
 // request annotations, and wakes the Users that share an email when one of
 // them is deleted.
 func (r *UserReconciler) SetupWithManager(mgr ctrl.Manager) error {
-	if err := IndexUserEmail(context.Background(), mgr.GetFieldIndexer()); err != nil {
-		return err
-	}
 	return ctrl.NewControllerManagedBy(mgr).
 		For(&v1alpha1.User{}, builder.WithPredicates(userChanged())).
 		Watches(&v1alpha1.User{}, handler.EnqueueRequestsFromMapFunc(r.usersSharingEmail), builder.WithPredicates(onDelete())).

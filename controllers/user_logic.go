@@ -1,30 +1,13 @@
 package controllers
 
 import (
-	"context"
-	"strings"
 	"time"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"roster.dev/roster/api/v1alpha1"
 	"roster.dev/roster/internal/store"
 )
-
-// EmailIndex is the field index of Users by normalised email.
-const EmailIndex = "spec.email.normalized"
-
-// NormalizeEmail is the form emails are compared in: the store treats
-// addresses that differ only in case as one.
-func NormalizeEmail(email string) string { return strings.ToLower(strings.TrimSpace(email)) }
-
-// IndexUserEmail registers EmailIndex with the manager's cache.
-func IndexUserEmail(ctx context.Context, indexer client.FieldIndexer) error {
-	return indexer.IndexField(ctx, &v1alpha1.User{}, EmailIndex, func(obj client.Object) []string {
-		return []string{NormalizeEmail(obj.(*v1alpha1.User).Spec.Email)}
-	})
-}
 
 // DesiredStoreUser is the store user a User asks for. Fields the spec leaves
 // empty are not managed.
