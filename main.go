@@ -7,6 +7,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"net/http"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -49,6 +50,9 @@ type options struct {
 	storeBurst      int
 	kubeAPIQPS      float64
 	kubeAPIBurst    int
+	importMaxBytes  int64
+	importWorkers   int
+	importParallel  int
 	zap             zap.Options
 }
 
@@ -69,8 +73,11 @@ func parseFlags(args []string) (*options, error) {
 	fs.IntVar(&o.userConcurrency, "user-concurrency", 8, "Users reconciled at once")
 	fs.Float64Var(&o.storeQPS, "store-qps", 0, "store calls per second, across all controllers; 0 for no limit")
 	fs.IntVar(&o.storeBurst, "store-burst", 20, "store calls allowed in a burst above --store-qps")
-	fs.Float64Var(&o.kubeAPIQPS, "kube-api-qps", 100, "requests per second to the Kubernetes API before client-side throttling")
-	fs.IntVar(&o.kubeAPIBurst, "kube-api-burst", 200, "requests to the Kubernetes API allowed in a burst")
+	fs.Float64Var(&o.kubeAPIQPS, "kube-api-qps", 500, "requests per second to the Kubernetes API before client-side throttling (the API server's priority and fairness still applies)")
+	fs.IntVar(&o.kubeAPIBurst, "kube-api-burst", 1000, "requests to the Kubernetes API allowed in a burst")
+	fs.Int64Var(&o.importMaxBytes, "import-max-bytes", 64<<20, "largest import file accepted, before and after decompression")
+	fs.IntVar(&o.importWorkers, "import-workers", 16, "rows of one import applied at once")
+	fs.IntVar(&o.importParallel, "import-concurrency", 2, "imports run at once")
 	o.zap = zap.Options{Development: false}
 	o.zap.BindFlags(fs)
 	if err := fs.Parse(args); err != nil {
@@ -104,6 +111,9 @@ func (o *options) validate() error {
 	}
 	if o.userConcurrency < 1 {
 		return fmt.Errorf("--user-concurrency: must be at least 1, got %d", o.userConcurrency)
+	}
+	if o.importMaxBytes < 1 || o.importWorkers < 1 || o.importParallel < 1 {
+		return fmt.Errorf("--import-max-bytes, --import-workers and --import-concurrency must be at least 1")
 	}
 	if o.storeQPS < 0 || o.storeBurst < 1 {
 		return fmt.Errorf("--store-qps must not be negative and --store-burst must be at least 1")
@@ -197,6 +207,22 @@ func run(args []string) error {
 		MaxConcurrentReconciles: o.userConcurrency,
 	}).SetupWithManager(mgr); err != nil {
 		return fmt.Errorf("setting up the User controller: %w", err)
+	}
+
+	if err := (&controllers.UserImportReconciler{
+		Client: mgr.GetClient(),
+		Source: &controllers.SourceLoader{
+			Reader:   mgr.GetAPIReader(),
+			HTTP:     &http.Client{Timeout: 10 * time.Minute},
+			MaxBytes: o.importMaxBytes,
+			TempDir:  os.TempDir(),
+		},
+		Recorder:                mgr.GetEventRecorder("roster"),
+		Clock:                   clock.RealClock{},
+		Workers:                 o.importWorkers,
+		MaxConcurrentReconciles: o.importParallel,
+	}).SetupWithManager(mgr); err != nil {
+		return fmt.Errorf("setting up the UserImport controller: %w", err)
 	}
 
 	if err := mgr.AddHealthzCheck("healthz", healthz.Ping); err != nil {

@@ -4,7 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/http"
+	"net/http/httptest"
 	"os"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -22,6 +25,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client/interceptor"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
+	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
 	"roster.dev/roster/api/v1alpha1"
 	"roster.dev/roster/controllers"
@@ -33,7 +37,10 @@ import (
 // The suite runs one control plane and one manager; each test works in a
 // namespace of its own, so counters are kept per namespace.
 var (
-	k8s          client.Client // reads straight from the API server
+	k8s              client.Client // reads straight from the API server
+	importReconciler *controllers.UserImportReconciler
+	importTLS        *httptest.Server
+	importFiles      sync.Map // path -> []byte served by importTLS
 	backend      *faultyStore
 	storeMetrics *store.Metrics
 	apiWrites    = newCounter()
@@ -104,6 +111,34 @@ func runSuite(m *testing.M) int {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}
+	importTLS = httptest.NewTLSServer(http.HandlerFunc(serveImportFile))
+	defer importTLS.Close()
+	importReconciler = &controllers.UserImportReconciler{
+		Client: countingClient(mgr.GetClient()),
+		Source: &controllers.SourceLoader{
+			Reader:   mgr.GetAPIReader(),
+			HTTP:     importTLS.Client(),
+			MaxBytes: 8 << 20,
+			TempDir:  dir,
+		},
+		Recorder: mgr.GetEventRecorder("roster"),
+		Clock:    clock.RealClock{},
+		Workers:  8,
+	}
+	// Imports in namespaces starting with "manual-" are left to the test,
+	// which drives the reconciler itself to interrupt it.
+	err = ctrl.NewControllerManagedBy(mgr).For(&v1alpha1.UserImport{}).Named("userimport").
+		Complete(reconcile.Func(func(ctx context.Context, req reconcile.Request) (reconcile.Result, error) {
+			if strings.HasPrefix(req.Namespace, "manual-") {
+				return reconcile.Result{}, nil
+			}
+			return importReconciler.Reconcile(ctx, req)
+		}))
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	go func() {
@@ -236,10 +271,25 @@ func (f *faultyStore) DeleteUser(ctx context.Context, id string) error {
 	return f.Store.DeleteUser(ctx, id)
 }
 
+func serveImportFile(w http.ResponseWriter, r *http.Request) {
+	b, ok := importFiles.Load(r.URL.Path)
+	if !ok {
+		http.NotFound(w, r)
+		return
+	}
+	_, _ = w.Write(b.([]byte))
+}
+
 // newNamespace creates a namespace for one test.
 func newNamespace(t *testing.T) string {
 	t.Helper()
-	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{GenerateName: "test-"}}
+	return newNamespaceNamed(t, "test-")
+}
+
+// newNamespaceNamed creates a namespace whose name starts with prefix.
+func newNamespaceNamed(t *testing.T, prefix string) string {
+	t.Helper()
+	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{GenerateName: prefix}}
 	if err := k8s.Create(t.Context(), ns); err != nil {
 		t.Fatalf("creating namespace: %v", err)
 	}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"slices"
 	"strings"
 	"time"
 
@@ -101,16 +102,20 @@ func (r *UserReconciler) Reconcile(ctx context.Context, req ctrl.Request) (resul
 	if err := r.validate(user, pass); err != nil {
 		return ctrl.Result{}, err
 	}
-	if owner, err := r.emailOwner(ctx, user); err != nil || owner != nil {
-		if owner != nil {
-			pass.set(conditions.Stalled, ReasonDuplicateEmail,
-				"The email address %s is held by User %s/%s; this User is provisioned once that one is deleted.",
-				user.Spec.Email, owner.Namespace, owner.Name)
-		}
+	others, err := r.sameEmail(ctx, user)
+	if err != nil {
 		return ctrl.Result{}, err
+	}
+	if holder := emailHolder(user, others); holder != nil {
+		pass.duplicateOf(user, holder)
+		return ctrl.Result{}, nil
 	}
 	if err := r.observe(ctx, user, pass); err != nil {
 		return ctrl.Result{}, r.storeFailed(pass, "reading", err)
+	}
+	if holder := r.claim(user, others, pass); holder != nil {
+		pass.duplicateOf(user, holder)
+		return ctrl.Result{}, nil
 	}
 	if err := r.ensureInStore(ctx, user, pass); err != nil {
 		return ctrl.Result{}, r.storeFailed(pass, "creating", err)
@@ -147,29 +152,39 @@ func (r *UserReconciler) validate(user *v1alpha1.User, pass *userPass) error {
 	return nil
 }
 
-// emailOwner returns the User that holds the same email when that is not
-// this one: the oldest User with the address, in any namespace. A User
-// being deleted still holds its address until it is gone.
-func (r *UserReconciler) emailOwner(ctx context.Context, user *v1alpha1.User) (*v1alpha1.User, error) {
+// sameEmail lists the other Users, in any namespace, with this User's email.
+func (r *UserReconciler) sameEmail(ctx context.Context, user *v1alpha1.User) ([]v1alpha1.User, error) {
 	var list v1alpha1.UserList
 	if err := r.List(ctx, &list, client.MatchingFields{EmailIndex: NormalizeEmail(user.Spec.Email)}); err != nil {
 		return nil, fmt.Errorf("listing Users with the same email: %w", err)
 	}
-	owner := user
-	for i := range list.Items {
-		if holdsEmailBefore(&list.Items[i], owner) {
-			owner = &list.Items[i]
-		}
-	}
-	if owner.UID == user.UID {
-		return nil, nil
-	}
-	return owner, nil
+	return slices.DeleteFunc(list.Items, func(u v1alpha1.User) bool { return u.UID == user.UID }), nil
 }
 
-// holdsEmailBefore reports whether a was created before b; ties go to the
-// lower namespace/name, so every reconciler picks the same owner.
+// emailHolder returns the User among others that holds the address instead
+// of user, or nil when user holds it. A User being deleted still holds its
+// address until it is gone, so that its store user is removed before
+// another User can claim the address.
+func emailHolder(user *v1alpha1.User, others []v1alpha1.User) *v1alpha1.User {
+	holder := user
+	for i := range others {
+		if holdsEmailBefore(&others[i], holder) {
+			holder = &others[i]
+		}
+	}
+	if holder == user {
+		return nil
+	}
+	return holder
+}
+
+// holdsEmailBefore orders Users competing for an address: one already
+// provisioned first, then the older, then the lower namespace/name, so that
+// every reconciler picks the same holder.
 func holdsEmailBefore(a, b *v1alpha1.User) bool {
+	if ap, bp := a.Status.StoreID != "", b.Status.StoreID != ""; ap != bp {
+		return ap
+	}
 	if !a.CreationTimestamp.Equal(&b.CreationTimestamp) {
 		return a.CreationTimestamp.Before(&b.CreationTimestamp)
 	}
@@ -177,6 +192,37 @@ func holdsEmailBefore(a, b *v1alpha1.User) bool {
 		return a.Namespace < b.Namespace
 	}
 	return a.Name < b.Name
+}
+
+// duplicateOf records that another User holds the address.
+func (p *userPass) duplicateOf(user, holder *v1alpha1.User) {
+	p.observed = nil
+	p.set(conditions.Stalled, ReasonDuplicateEmail,
+		"The email address %s is held by User %s/%s; this User is provisioned once that one is deleted.",
+		user.Spec.Email, holder.Namespace, holder.Name)
+}
+
+// claim decides whose the observed store user is. One that carries the UID
+// of another User with the address belongs to that User, even if this pass
+// saw that User's status before it recorded the store user. Otherwise it is
+// this User's: created by it, or adopted (said once, with an event).
+func (r *UserReconciler) claim(user *v1alpha1.User, others []v1alpha1.User, pass *userPass) *v1alpha1.User {
+	if pass.observed == nil {
+		return nil
+	}
+	for i := range others {
+		if pass.observed.ExternalID == string(others[i].UID) {
+			return &others[i]
+		}
+	}
+	if pass.origin == "" {
+		pass.origin = originOf(user, *pass.observed)
+		if pass.origin == v1alpha1.UserAdopted {
+			r.event(user, corev1.EventTypeNormal, ReasonAdopted, "Adopt",
+				"Adopted the existing store user %s that already held the email address.", pass.observed.ID)
+		}
+	}
+	return nil
 }
 
 // observe reads the store user afresh: by store ID when one is known, else by
@@ -200,13 +246,6 @@ func (r *UserReconciler) observe(ctx context.Context, user *v1alpha1.User, pass 
 		return err
 	}
 	pass.observed = &got
-	if pass.origin == "" {
-		pass.origin = originOf(user, got)
-		if pass.origin == v1alpha1.UserAdopted {
-			r.event(user, corev1.EventTypeNormal, ReasonAdopted, "Adopt",
-				"Adopted the existing store user %s that already held the email address.", got.ID)
-		}
-	}
 	return nil
 }
 
@@ -261,15 +300,15 @@ func (r *UserReconciler) reconcileDelete(ctx context.Context, user *v1alpha1.Use
 	if !controllerutil.ContainsFinalizer(user, v1alpha1.Finalizer) {
 		return nil
 	}
-	owner, err := r.emailOwner(ctx, user)
+	others, err := r.sameEmail(ctx, user)
 	if err != nil {
 		return err
 	}
-	if owner == nil { // a duplicate never touched the store
+	if emailHolder(user, others) == nil { // a duplicate never touched the store
 		if err := r.observe(ctx, user, pass); err != nil {
 			return r.storeFailed(pass, "reading", err)
 		}
-		if pass.observed != nil {
+		if r.claim(user, others, pass) == nil && pass.observed != nil {
 			if policy := EffectiveDeletionPolicy(user, pass.origin); policy == v1alpha1.DeletionPolicyDelete {
 				if err := r.Store.DeleteUser(ctx, pass.observed.ID); err != nil {
 					return r.storeFailed(pass, "deleting", err)

@@ -55,6 +55,11 @@ func TestEffectiveDeletionPolicy(t *testing.T) {
 	}
 }
 
+func provisioned(u *v1alpha1.User) *v1alpha1.User {
+	u.Status.StoreID = "id-" + u.Name
+	return u
+}
+
 func TestHoldsEmailBefore(t *testing.T) {
 	t0 := metav1.NewTime(time.Unix(1000, 0))
 	t1 := metav1.NewTime(time.Unix(1001, 0))
@@ -71,6 +76,8 @@ func TestHoldsEmailBefore(t *testing.T) {
 		{"same time: lower namespace", mk("a", "z", t0), mk("b", "a", t0), true},
 		{"same time and namespace: lower name", mk("a", "a", t0), mk("a", "b", t0), true},
 		{"itself", mk("a", "a", t0), mk("a", "a", t0), false},
+		{"provisioned wins over older", provisioned(mk("z", "z", t1)), mk("a", "a", t0), true},
+		{"unprovisioned loses to provisioned", mk("a", "a", t0), provisioned(mk("z", "z", t1)), false},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

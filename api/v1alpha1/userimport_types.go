@@ -19,6 +19,7 @@ const (
 // +kubebuilder:validation:Enum=Pending;Running;Succeeded;PartiallySucceeded;Failed
 type ImportPhase string
 
+// Import phases.
 const (
 	ImportPending            ImportPhase = "Pending"
 	ImportRunning            ImportPhase = "Running"
@@ -112,18 +113,26 @@ type UserImportSpec struct {
 
 // ImportRowCounts counts the rows of an import by outcome.
 type ImportRowCounts struct {
+	// total is the number of data rows in the file.
 	// +optional
 	Total int32 `json:"total,omitempty"`
+	// processed is the number of rows handled so far.
 	// +optional
 	Processed int32 `json:"processed,omitempty"`
+	// added counts Users created.
 	// +optional
 	Added int32 `json:"added,omitempty"`
+	// updated counts Users changed.
 	// +optional
 	Updated int32 `json:"updated,omitempty"`
+	// removed counts Users deleted.
 	// +optional
 	Removed int32 `json:"removed,omitempty"`
+	// unchanged counts rows that needed no change, including rows replaced
+	// by a later row for the same email.
 	// +optional
 	Unchanged int32 `json:"unchanged,omitempty"`
+	// failed counts rows that could not be applied.
 	// +optional
 	Failed int32 `json:"failed,omitempty"`
 }
@@ -141,20 +150,31 @@ type ImportFailure struct {
 
 // UserImportStatus is the progress and outcome of an import.
 type UserImportStatus struct {
+	// phase is Pending, Running, Succeeded, PartiallySucceeded or Failed.
 	// +optional
 	Phase ImportPhase `json:"phase,omitempty"`
+	// rows counts the file's data rows by outcome. In a dry run the counts
+	// are what the import would do.
 	// +optional
 	Rows ImportRowCounts `json:"rows,omitempty"`
+	// sourceSHA256 is the digest of the file being imported. An import that
+	// resumes after a restart checks that its file has not changed.
+	// +optional
+	SourceSHA256 string `json:"sourceSHA256,omitempty"`
 	// failures lists failed rows, capped; omittedFailures counts the rest.
 	// +optional
 	// +listType=atomic
 	Failures []ImportFailure `json:"failures,omitempty"`
 	// +optional
 	OmittedFailures int32 `json:"omittedFailures,omitempty"`
+	// startedAt is when the import began applying rows.
 	// +optional
 	StartedAt *metav1.Time `json:"startedAt,omitempty"`
+	// completedAt is when the import finished.
 	// +optional
 	CompletedAt *metav1.Time `json:"completedAt,omitempty"`
+	// conditions: Ready when the import succeeded; Reconciling while it runs;
+	// Stalled when it finished with failures.
 	// +optional
 	// +listType=map
 	// +listMapKey=type
@@ -178,8 +198,10 @@ type UserImport struct {
 	// +optional
 	metav1.ObjectMeta `json:"metadata,omitempty"`
 
+	// spec describes the import; it cannot change once created.
 	// +required
 	Spec UserImportSpec `json:"spec"`
+	// status is the import's progress and outcome.
 	// +optional
 	Status UserImportStatus `json:"status,omitempty"`
 }

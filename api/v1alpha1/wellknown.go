@@ -22,3 +22,21 @@ const (
 	// ResetPasswordAnnotation asks for a single-use password reset link by email.
 	ResetPasswordAnnotation = "iam.roster.dev/reset-password"
 )
+
+// Labels and annotations of imports.
+const (
+	// ImportLabel marks the Users an import created or changed; its value is
+	// the UserImport's name.
+	ImportLabel = "iam.roster.dev/import"
+
+	// LastImportAnnotation records which import last wrote a User and how
+	// ("<uid> added" or "<uid> updated"), so that an import resumed after a
+	// restart counts a row it had already applied by its first outcome.
+	LastImportAnnotation = "iam.roster.dev/last-import"
+
+	// ChunksAnnotation on an import's ConfigMap says the file continues in
+	// further ConfigMaps named <name>-1 ... <name>-(N-1), each holding the
+	// next part under the same key. kubectl roster import uses it for files
+	// larger than one object may hold.
+	ChunksAnnotation = "iam.roster.dev/chunks"
+)

@@ -1,0 +1,436 @@
+package controllers
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"sync"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/tools/events"
+	"k8s.io/utils/clock"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/builder"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/controller"
+	"sigs.k8s.io/controller-runtime/pkg/predicate"
+
+	"roster.dev/roster/api/v1alpha1"
+	"roster.dev/roster/internal/conditions"
+	"roster.dev/roster/internal/importfile"
+	"roster.dev/roster/internal/patch"
+)
+
+// Reasons of UserImport conditions and events.
+const (
+	ReasonWaitingForSource = "WaitingForSource"
+	ReasonInvalidSource    = "InvalidSource"
+	ReasonFirstLineInvalid = "FirstLineInvalid"
+	ReasonSourceChanged    = "SourceChanged"
+	ReasonRunning          = "Running"
+	ReasonSucceeded        = "Succeeded"
+	ReasonRowsFailed       = "RowsFailed"
+	ReasonImportStarted    = "ImportStarted"
+)
+
+// Limits of an import's status.
+const (
+	// maxListedFailures caps status.failures; the rest are counted.
+	maxListedFailures = 100
+	// progressEvery is how many rows are applied between progress writes.
+	progressEvery = 500
+)
+
+// UserImportReconciler applies UserImports: it reads the file once, plans
+// one change per email, and applies the plan in parallel, writing progress
+// as it goes so that a restarted manager resumes where it stopped.
+type UserImportReconciler struct {
+	client.Client
+	Source   *SourceLoader
+	Recorder events.EventRecorder
+	Clock    clock.PassiveClock
+	// Workers bounds the rows applied at once within one import.
+	Workers int
+	// MaxConcurrentReconciles bounds the imports run at once.
+	MaxConcurrentReconciles int
+}
+
+// +kubebuilder:rbac:groups=iam.roster.dev,resources=userimports,verbs=get;list;watch
+// +kubebuilder:rbac:groups=iam.roster.dev,resources=userimports/status,verbs=get;update;patch
+// +kubebuilder:rbac:groups=iam.roster.dev,resources=users,verbs=get;list;watch;create;update;patch;delete
+// +kubebuilder:rbac:groups="",resources=configmaps;secrets,verbs=get
+
+// Reconcile runs an import to completion; a finished import is left alone.
+func (r *UserImportReconciler) Reconcile(ctx context.Context, req ctrl.Request) (result ctrl.Result, retErr error) {
+	imp := &v1alpha1.UserImport{}
+	if err := r.Get(ctx, req.NamespacedName, imp); err != nil {
+		return ctrl.Result{}, client.IgnoreNotFound(err)
+	}
+	if finished(imp.Status.Phase) {
+		return ctrl.Result{}, nil
+	}
+	base := imp.DeepCopy()
+	var summary conditions.Summary
+	defer func() {
+		if retErr != nil && summary.Reason == "" {
+			summary = conditions.Summary{State: conditions.Progressing, Reason: ReasonRunning,
+				Message: fmt.Sprintf("The import failed and is retried: %v.", retErr)}
+		}
+		imp.Status.ObservedGeneration = imp.Generation
+		conditions.Apply(&imp.Status.Conditions, imp.Generation, summary)
+		if err := patch.Status(ctx, r.Client, imp, base, imp.Status, base.Status); err != nil {
+			retErr = errors.Join(retErr, fmt.Errorf("patching status: %w", err))
+		}
+	}()
+	if imp.Status.Phase == "" {
+		imp.Status.Phase = v1alpha1.ImportPending
+	}
+
+	src, err := r.Source.load(ctx, imp)
+	if err != nil {
+		return r.sourceFailed(imp, &summary, err)
+	}
+	defer src.Close()
+	if prev := imp.Status.SourceSHA256; prev != "" && prev != src.sha256 {
+		r.fail(imp, &summary, ReasonSourceChanged, "The import's file changed while it was running; create a new UserImport for the new file.")
+		return ctrl.Result{}, nil
+	}
+
+	plan, err := r.readPlan(src, imp)
+	if err != nil {
+		if errors.Is(err, importfile.ErrFirstLineInvalid) {
+			r.fail(imp, &summary, ReasonFirstLineInvalid, err.Error())
+		} else {
+			r.fail(imp, &summary, ReasonInvalidSource, fmt.Sprintf("The file cannot be read: %v.", err))
+		}
+		return ctrl.Result{}, nil
+	}
+
+	r.start(imp, src.sha256, plan)
+	if err := r.apply(ctx, imp, base, plan); err != nil {
+		return ctrl.Result{}, err
+	}
+	r.complete(imp, &summary)
+	return ctrl.Result{}, nil
+}
+
+func finished(p v1alpha1.ImportPhase) bool {
+	return p == v1alpha1.ImportSucceeded || p == v1alpha1.ImportPartiallySucceeded || p == v1alpha1.ImportFailed
+}
+
+func (r *UserImportReconciler) sourceFailed(imp *v1alpha1.UserImport, summary *conditions.Summary, err error) (ctrl.Result, error) {
+	var se *sourceError
+	switch {
+	case isWaiting(err):
+		*summary = conditions.Summary{State: conditions.Progressing, Reason: ReasonWaitingForSource,
+			Message: fmt.Sprintf("Waiting for the file: %v.", err)}
+		return ctrl.Result{RequeueAfter: 10 * time.Second}, nil
+	case errors.As(err, &se):
+		r.fail(imp, summary, ReasonInvalidSource, fmt.Sprintf("The source is invalid: %v.", err))
+		return ctrl.Result{}, nil
+	default:
+		return ctrl.Result{}, err
+	}
+}
+
+// fail ends the import without applying anything further.
+func (r *UserImportReconciler) fail(imp *v1alpha1.UserImport, summary *conditions.Summary, reason, msg string) {
+	imp.Status.Phase = v1alpha1.ImportFailed
+	now := metav1.NewTime(r.Clock.Now())
+	imp.Status.CompletedAt = &now
+	*summary = conditions.Summary{State: conditions.Stalled, Reason: reason, Message: msg}
+	r.Recorder.Eventf(imp, nil, corev1.EventTypeWarning, reason, "Import", msg)
+}
+
+// readPlan reads every row, validating it, and plans one change per email.
+func (r *UserImportReconciler) readPlan(src *source, imp *v1alpha1.UserImport) (importPlan, error) {
+	rd, err := importfile.NewReader(src, src.size, importfile.Options{
+		Format:     importfile.Format(imp.Spec.Format),
+		SkipHeader: imp.Spec.SkipHeader,
+		MaxBytes:   r.Source.MaxBytes,
+	})
+	if err != nil {
+		return importPlan{}, err
+	}
+	defer rd.Close()
+	p := newPlanner()
+	for {
+		row, err := rd.Next()
+		var rowErr *importfile.RowError
+		switch {
+		case err == nil:
+			p.add(row)
+		case errors.Is(err, io.EOF):
+			return p.finish(), nil
+		case errors.As(err, &rowErr):
+			p.fail(v1alpha1.ImportFailure{Row: int32(rowErr.Row), Email: rowErr.Email, Message: rowErr.Error()})
+		default:
+			return importPlan{}, err
+		}
+	}
+}
+
+// start records the plan's shape the first time the import runs; a resumed
+// import keeps the counts it had.
+func (r *UserImportReconciler) start(imp *v1alpha1.UserImport, digest string, plan importPlan) {
+	st := &imp.Status
+	if st.SourceSHA256 != "" {
+		return
+	}
+	now := metav1.NewTime(r.Clock.Now())
+	st.Phase = v1alpha1.ImportRunning
+	st.StartedAt = &now
+	st.SourceSHA256 = digest
+	st.Rows = v1alpha1.ImportRowCounts{Total: int32(plan.total)}
+	// Invalid rows and rows a later row replaces are settled before
+	// anything is applied.
+	for _, f := range plan.failures {
+		recordFailure(st, f)
+	}
+	st.Rows.Unchanged += int32(plan.superseded)
+	st.Rows.Processed = int32(len(plan.failures) + plan.superseded)
+	verb := "Importing"
+	if imp.Spec.DryRun {
+		verb = "Checking"
+	}
+	r.Recorder.Eventf(imp, nil, corev1.EventTypeNormal, ReasonImportStarted, "Import",
+		"%s %d rows (%d invalid).", verb, plan.total, len(plan.failures))
+}
+
+func recordFailure(st *v1alpha1.UserImportStatus, f v1alpha1.ImportFailure) {
+	st.Rows.Failed++
+	if len(st.Failures) < maxListedFailures {
+		st.Failures = append(st.Failures, f)
+	} else {
+		st.OmittedFailures++
+	}
+}
+
+// apply works through the plan in chunks, writing progress after each, and
+// skips the chunks a previous run already finished.
+func (r *UserImportReconciler) apply(ctx context.Context, imp, base *v1alpha1.UserImport, plan importPlan) error {
+	settled := len(plan.failures) + plan.superseded
+	done := int(imp.Status.Rows.Processed) - settled
+	for done < len(plan.entries) {
+		end := min(done+progressEvery, len(plan.entries))
+		results := r.applyChunk(ctx, imp, plan.entries[done:end])
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		for i, res := range results {
+			countOutcome(&imp.Status, plan.entries[done+i].row, res)
+		}
+		imp.Status.Rows.Processed += int32(end - done)
+		done = end
+		if done < len(plan.entries) {
+			if err := r.writeProgress(ctx, imp, base); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// writeProgress patches the status mid-import; base moves along so that the
+// final patch carries only what changed since.
+func (r *UserImportReconciler) writeProgress(ctx context.Context, imp, base *v1alpha1.UserImport) error {
+	conditions.Apply(&imp.Status.Conditions, imp.Generation, conditions.Summary{
+		State: conditions.Progressing, Reason: ReasonRunning,
+		Message: fmt.Sprintf("Processed %d of %d rows.", imp.Status.Rows.Processed, imp.Status.Rows.Total),
+	})
+	if err := patch.Status(ctx, r.Client, imp, base, imp.Status, base.Status); err != nil {
+		return fmt.Errorf("writing progress: %w", err)
+	}
+	base.Status = *imp.Status.DeepCopy()
+	return nil
+}
+
+type rowResult struct {
+	outcome rowOutcome
+	message string
+}
+
+// applyChunk applies entries with a bounded pool of workers. Each email
+// appears once in the plan, so rows never race for the same User.
+func (r *UserImportReconciler) applyChunk(ctx context.Context, imp *v1alpha1.UserImport, entries []planEntry) []rowResult {
+	results := make([]rowResult, len(entries))
+	next := make(chan int)
+	var wg sync.WaitGroup
+	for range max(1, min(r.Workers, len(entries))) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range next {
+				results[i] = r.applyRow(ctx, imp, entries[i].row)
+			}
+		}()
+	}
+	for i := range entries {
+		select {
+		case next <- i:
+		case <-ctx.Done():
+		}
+	}
+	close(next)
+	wg.Wait()
+	return results
+}
+
+func countOutcome(st *v1alpha1.UserImportStatus, row importfile.Row, res rowResult) {
+	switch res.outcome {
+	case outcomeAdded:
+		st.Rows.Added++
+	case outcomeUpdated:
+		st.Rows.Updated++
+	case outcomeRemoved:
+		st.Rows.Removed++
+	case outcomeUnchanged:
+		st.Rows.Unchanged++
+	case outcomeFailed:
+		recordFailure(st, v1alpha1.ImportFailure{Row: int32(row.Number), Email: row.Email, Message: res.message})
+	}
+}
+
+// applyRow makes one row true, or in a dry run says what it would do.
+func (r *UserImportReconciler) applyRow(ctx context.Context, imp *v1alpha1.UserImport, row importfile.Row) rowResult {
+	existing, elsewhere, err := r.userWithEmail(ctx, imp.Namespace, row.Email)
+	switch {
+	case err != nil:
+		return rowResult{outcomeFailed, fmt.Sprintf("Looking up the email failed: %v", err)}
+	case elsewhere != nil:
+		return rowResult{outcomeFailed, fmt.Sprintf("The email address is held by User %s/%s in another namespace.", elsewhere.Namespace, elsewhere.Name)}
+	}
+	dry := imp.Spec.DryRun
+	switch row.Action {
+	case importfile.ActionRemove:
+		if existing == nil {
+			return rowResult{outcome: outcomeUnchanged}
+		}
+		if !existing.DeletionTimestamp.IsZero() {
+			// Being deleted already, by this import before a restart or by
+			// someone else: either way the row's outcome holds.
+			return rowResult{outcome: outcomeRemoved}
+		}
+		if !dry {
+			uid := existing.UID
+			err := r.Delete(ctx, existing, client.Preconditions{UID: &uid})
+			if err != nil && !apierrors.IsNotFound(err) {
+				return rowResult{outcomeFailed, fmt.Sprintf("Deleting User %s failed: %v", existing.Name, err)}
+			}
+		}
+		return rowResult{outcome: outcomeRemoved}
+	case importfile.ActionUpdate:
+		if existing == nil {
+			return rowResult{outcomeFailed, "No User in this namespace has this email; use add-user to create one."}
+		}
+	}
+	desired := desiredUser(row, existing, imp)
+	if existing != nil {
+		if !specChanged(existing, desired) {
+			if outcome, ok := appliedBefore(existing, imp); ok {
+				return rowResult{outcome: outcome}
+			}
+			return rowResult{outcome: outcomeUnchanged}
+		}
+		if !dry {
+			markImported(desired, imp, outcomeUpdated)
+			if err := r.Patch(ctx, desired, client.MergeFrom(existing)); err != nil {
+				return rowResult{outcomeFailed, fmt.Sprintf("Updating User %s failed: %v", existing.Name, err)}
+			}
+		}
+		return rowResult{outcome: outcomeUpdated}
+	}
+	if dry {
+		return rowResult{outcome: outcomeAdded}
+	}
+	return r.create(ctx, imp, desired)
+}
+
+// create adds a User named after its email, with a digest suffix when that
+// name is taken by another address. A User with this email found under
+// either name was created by this import before a restart.
+func (r *UserImportReconciler) create(ctx context.Context, imp *v1alpha1.UserImport, desired *v1alpha1.User) rowResult {
+	markImported(desired, imp, outcomeAdded)
+	for _, name := range []string{UserNameFor(desired.Spec.Email), UserNameWithSuffix(desired.Spec.Email)} {
+		u := desired.DeepCopy()
+		u.Name = name
+		err := r.Create(ctx, u)
+		if err == nil {
+			return rowResult{outcome: outcomeAdded}
+		}
+		if !apierrors.IsAlreadyExists(err) {
+			return rowResult{outcomeFailed, fmt.Sprintf("Creating User %s failed: %v", name, err)}
+		}
+		var taken v1alpha1.User
+		if err := r.Get(ctx, client.ObjectKey{Namespace: imp.Namespace, Name: name}, &taken); err == nil &&
+			NormalizeEmail(taken.Spec.Email) == NormalizeEmail(desired.Spec.Email) {
+			return rowResult{outcome: outcomeAdded}
+		}
+	}
+	return rowResult{outcomeFailed, "Both names derived from this email are held by Users with other emails."}
+}
+
+// userWithEmail returns the User in ns holding the email (nil when there is
+// none), or the User in another namespace that holds it: the User
+// controller would refuse a second one.
+func (r *UserImportReconciler) userWithEmail(ctx context.Context, ns, email string) (here, elsewhere *v1alpha1.User, err error) {
+	var list v1alpha1.UserList
+	if err := r.List(ctx, &list, client.MatchingFields{EmailIndex: NormalizeEmail(email)}); err != nil {
+		return nil, nil, err
+	}
+	for i := range list.Items {
+		u := &list.Items[i]
+		if u.Namespace != ns {
+			return nil, u, nil
+		}
+		if here == nil || holdsEmailBefore(u, here) {
+			here = u
+		}
+	}
+	return here, nil, nil
+}
+
+// complete sets the final phase and condition.
+func (r *UserImportReconciler) complete(imp *v1alpha1.UserImport, summary *conditions.Summary) {
+	st := &imp.Status
+	now := metav1.NewTime(r.Clock.Now())
+	st.CompletedAt = &now
+	rows := st.Rows
+	counts := fmt.Sprintf("%d added, %d updated, %d removed, %d unchanged, %d failed", rows.Added, rows.Updated, rows.Removed, rows.Unchanged, rows.Failed)
+	if imp.Spec.DryRun {
+		counts = "dry run, nothing changed; it would make " + counts
+	}
+	switch {
+	case rows.Failed == 0:
+		st.Phase = v1alpha1.ImportSucceeded
+		*summary = conditions.Summary{State: conditions.Ready, Reason: ReasonSucceeded,
+			Message: fmt.Sprintf("Imported %d rows: %s.", rows.Total, counts)}
+	case rows.Failed == rows.Total:
+		st.Phase = v1alpha1.ImportFailed
+		*summary = conditions.Summary{State: conditions.Stalled, Reason: ReasonRowsFailed,
+			Message: fmt.Sprintf("Every row failed (%s); see status.failures.", counts)}
+	default:
+		st.Phase = v1alpha1.ImportPartiallySucceeded
+		*summary = conditions.Summary{State: conditions.Stalled, Reason: ReasonRowsFailed,
+			Message: fmt.Sprintf("Imported %d rows with failures: %s; see status.failures.", rows.Total, counts)}
+	}
+	typ := corev1.EventTypeNormal
+	if rows.Failed > 0 {
+		typ = corev1.EventTypeWarning
+	}
+	r.Recorder.Eventf(imp, nil, typ, summary.Reason, "Import", summary.Message)
+}
+
+// SetupWithManager registers the controller. Imports never change once
+// created, so only creations wake it.
+func (r *UserImportReconciler) SetupWithManager(mgr ctrl.Manager) error {
+	return ctrl.NewControllerManagedBy(mgr).
+		For(&v1alpha1.UserImport{}, builder.WithPredicates(predicate.GenerationChangedPredicate{})).
+		WithOptions(controller.Options{MaxConcurrentReconciles: max(1, r.MaxConcurrentReconciles)}).
+		Named("userimport").
+		Complete(r)
+}

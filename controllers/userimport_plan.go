@@ -1,0 +1,193 @@
+package controllers
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"maps"
+	"regexp"
+	"slices"
+	"strings"
+
+	"k8s.io/apimachinery/pkg/api/equality"
+
+	"roster.dev/roster/api/v1alpha1"
+	"roster.dev/roster/internal/importfile"
+)
+
+
+// importPlan is what an import will do: one entry per email, the last row
+// for that email winning, in the order those rows appear in the file.
+type importPlan struct {
+	entries []planEntry
+	// superseded counts rows replaced by a later row for the same email.
+	superseded int
+	failures   []v1alpha1.ImportFailure
+	total      int
+}
+
+// planEntry is the row that decides one email's fate.
+type planEntry struct {
+	row importfile.Row
+}
+
+// planner collects rows as they are read.
+type planner struct {
+	byEmail map[string]int // normalised email -> index in entries
+	plan    importPlan
+}
+
+func newPlanner() *planner { return &planner{byEmail: map[string]int{}} }
+
+func (p *planner) add(row importfile.Row) {
+	p.plan.total++
+	key := NormalizeEmail(row.Email)
+	if i, ok := p.byEmail[key]; ok {
+		// The later row wins; the earlier one is dropped from the plan but
+		// keeps its place in the counts.
+		p.plan.entries[i].row = importfile.Row{} // tombstone
+		p.plan.superseded++
+	}
+	p.byEmail[key] = len(p.plan.entries)
+	p.plan.entries = append(p.plan.entries, planEntry{row: row})
+}
+
+func (p *planner) fail(f v1alpha1.ImportFailure) {
+	p.plan.total++
+	p.plan.failures = append(p.plan.failures, f)
+}
+
+// finish drops the tombstones and returns the plan.
+func (p *planner) finish() importPlan {
+	p.plan.entries = slices.DeleteFunc(p.plan.entries, func(e planEntry) bool { return e.row.Number == 0 })
+	return p.plan
+}
+
+// rowOutcome is what applying one row did, or would do in a dry run.
+type rowOutcome int
+
+const (
+	outcomeUnchanged rowOutcome = iota
+	outcomeAdded
+	outcomeUpdated
+	outcomeRemoved
+	outcomeFailed
+)
+
+// desiredUser returns the User a row asks for: a new one when existing is
+// nil, else a copy of existing with the row's fields applied. Fields the row
+// leaves empty keep their value; defaults fill role and groups.
+func desiredUser(row importfile.Row, existing *v1alpha1.User, imp *v1alpha1.UserImport) *v1alpha1.User {
+	var u *v1alpha1.User
+	if existing == nil {
+		u = &v1alpha1.User{}
+		u.Namespace = imp.Namespace
+		u.Spec.Email = row.Email
+		invite := imp.Spec.SendInvitations
+		u.Spec.Invite = &invite
+		// The User controller would add the finalizer as its first write;
+		// setting it here saves that write for every imported user.
+		u.Finalizers = []string{v1alpha1.Finalizer}
+	} else {
+		u = existing.DeepCopy()
+	}
+	set := func(dst *string, v string) {
+		if v != "" {
+			*dst = v
+		}
+	}
+	set(&u.Spec.FirstName, row.FirstName)
+	set(&u.Spec.LastName, row.LastName)
+	set(&u.Spec.Mobile, row.Mobile)
+	set(&u.Spec.TimeZone, row.TimeZone)
+	set(&u.Spec.Country, row.Country)
+	set(&u.Spec.Locale, row.Locale)
+	role, groups := row.Role, row.Groups
+	if d := imp.Spec.Defaults; d != nil {
+		if role == "" {
+			role = d.Role
+		}
+		if groups == nil && len(d.Groups) > 0 {
+			groups = d.Groups
+		}
+	}
+	set(&u.Spec.Role, role)
+	if groups != nil {
+		u.Spec.Groups = slices.Clone(groups)
+	}
+	return u
+}
+
+// specChanged reports whether applying desired would change existing.
+func specChanged(existing, desired *v1alpha1.User) bool {
+	return !equality.Semantic.DeepEqual(existing.Spec, desired.Spec)
+}
+
+// markImported labels u with the import and records the outcome.
+func markImported(u *v1alpha1.User, imp *v1alpha1.UserImport, outcome rowOutcome) {
+	u.Labels = maps.Clone(u.Labels)
+	if u.Labels == nil {
+		u.Labels = map[string]string{}
+	}
+	u.Labels[v1alpha1.ImportLabel] = imp.Name
+	u.Annotations = maps.Clone(u.Annotations)
+	if u.Annotations == nil {
+		u.Annotations = map[string]string{}
+	}
+	u.Annotations[v1alpha1.LastImportAnnotation] = lastImportValue(imp, outcome)
+}
+
+func lastImportValue(imp *v1alpha1.UserImport, outcome rowOutcome) string {
+	word := "updated"
+	if outcome == outcomeAdded {
+		word = "added"
+	}
+	return string(imp.UID) + " " + word
+}
+
+// appliedBefore returns the outcome with which this import already applied
+// a row to u, before a restart, if it did.
+func appliedBefore(u *v1alpha1.User, imp *v1alpha1.UserImport) (rowOutcome, bool) {
+	switch u.Annotations[v1alpha1.LastImportAnnotation] {
+	case lastImportValue(imp, outcomeAdded):
+		return outcomeAdded, true
+	case lastImportValue(imp, outcomeUpdated):
+		return outcomeUpdated, true
+	}
+	return outcomeUnchanged, false
+}
+
+var notNameChars = regexp.MustCompile(`[^a-z0-9]+`)
+
+// UserNameFor derives a User's object name from its email: readable,
+// deterministic and a valid DNS subdomain name. "Ada.Lovelace@Example.com"
+// becomes "ada.lovelace-at-example.com".
+func UserNameFor(email string) string {
+	local, domain, _ := strings.Cut(NormalizeEmail(email), "@")
+	name := clean(local) + "-at-" + clean(domain)
+	if len(name) > 200 {
+		name = strings.TrimRight(name[:200], ".-")
+	}
+	return name
+}
+
+// UserNameWithSuffix is UserNameFor with a suffix from the email's digest, for
+// when another User already holds the plain name.
+func UserNameWithSuffix(email string) string {
+	sum := sha256.Sum256([]byte(NormalizeEmail(email)))
+	return UserNameFor(email) + "-" + hex.EncodeToString(sum[:4])
+}
+
+// clean turns a part of an address into dot-separated labels of [a-z0-9-]
+// that start and end with a letter or digit.
+func clean(s string) string {
+	var labels []string
+	for _, l := range strings.Split(s, ".") {
+		if l = strings.Trim(notNameChars.ReplaceAllString(l, "-"), "-"); l != "" {
+			labels = append(labels, l)
+		}
+	}
+	if len(labels) == 0 {
+		return "x"
+	}
+	return strings.Join(labels, ".")
+}
