@@ -98,7 +98,7 @@ func (c *cappedReader) Read(p []byte) (int, error) {
 		if n, err := c.r.Read(one[:]); n == 0 {
 			return 0, err
 		}
-		return 0, fmt.Errorf("the file unpacks to more than the limit of %d bytes", c.limit)
+		return 0, fmt.Errorf("%w: it unpacks to more than %d bytes", ErrTooLarge, c.limit)
 	}
 	if int64(len(p)) > c.left {
 		p = p[:c.left]

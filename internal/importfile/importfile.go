@@ -102,6 +102,10 @@ func (e *HeaderError) Error() string {
 // the file has a header row. The import stops before it changes anything.
 var ErrFirstLineInvalid = errors.New("The first line is invalid. If this is a header row, set spec.skipHeader: true.") //nolint:staticcheck // ST1005: the message is the product contract, shown to people as is.
 
+// ErrTooLarge is wrapped by the errors for a file over Options.MaxBytes,
+// before or after unpacking.
+var ErrTooLarge = errors.New("the file is over the size limit")
+
 // DefaultMaxBytes is the limit when Options.MaxBytes is 0.
 const DefaultMaxBytes = 64 << 20
 
@@ -152,7 +156,7 @@ func NewReader(src io.ReaderAt, size int64, opts Options) (*Reader, error) {
 		limit = DefaultMaxBytes
 	}
 	if size > limit {
-		return nil, fmt.Errorf("the file is %d bytes, over the limit of %d bytes", size, limit)
+		return nil, fmt.Errorf("%w: it is %d bytes, more than %d", ErrTooLarge, size, limit)
 	}
 	format, compressed, err := detect(src, size, opts.Format)
 	if err != nil {

@@ -436,6 +436,7 @@ func TestFiles(t *testing.T) {
 		opts      Options
 		want      []Row
 		wantFatal bool
+		tooLarge  bool
 	}{
 		{name: "DetectCSV", reason: "text is CSV", data: plain, want: jane},
 		{name: "DetectGzip", reason: "a gzip signature means compressed CSV", data: gzipped(t, plain), want: jane},
@@ -447,8 +448,8 @@ func TestFiles(t *testing.T) {
 		{name: "UnknownFormat", reason: "only CSV and XLSX exist", data: plain, opts: Options{Format: "ODS"}, wantFatal: true},
 		{name: "LegacyXLS", reason: "an OLE compound file is an .xls or an encrypted workbook", data: append(append([]byte{}, oleMagic...), make([]byte, 512)...), wantFatal: true},
 		{name: "UTF16", reason: "Excel's Unicode Text is UTF-16", data: []byte("\xff\xfea\x00d\x00d\x00"), wantFatal: true},
-		{name: "Oversized", reason: "the source is over MaxBytes", data: plain, opts: Options{MaxBytes: 10}, wantFatal: true},
-		{name: "GzipBomb", reason: "a small gzip file that unpacks past MaxBytes", data: bomb, opts: Options{MaxBytes: 1 << 20}, wantFatal: true},
+		{name: "Oversized", reason: "the source is over MaxBytes", data: plain, opts: Options{MaxBytes: 10}, wantFatal: true, tooLarge: true},
+		{name: "GzipBomb", reason: "a small gzip file that unpacks past MaxBytes", data: bomb, opts: Options{MaxBytes: 1 << 20}, wantFatal: true, tooLarge: true},
 		{name: "TruncatedGzip", reason: "a gzip stream cut short is corrupt, not a shorter file", data: truncatedGzip, wantFatal: true},
 	}
 	for _, tc := range cases {
@@ -456,6 +457,9 @@ func TestFiles(t *testing.T) {
 			got := readAll(t, tc.data, tc.opts)
 			if (got.Fatal != nil) != tc.wantFatal {
 				t.Fatalf("%s: fatal error = %v, want one: %v", tc.reason, got.Fatal, tc.wantFatal)
+			}
+			if tooLarge := errors.Is(got.Fatal, ErrTooLarge); tooLarge != tc.tooLarge {
+				t.Errorf("%s: errors.Is(%v, ErrTooLarge) = %v, want %v", tc.reason, got.Fatal, tooLarge, tc.tooLarge)
 			}
 			if tc.wantFatal {
 				t.Logf("%s: %v", tc.name, got.Fatal)

@@ -109,7 +109,7 @@ func checkWorkbook(src io.ReaderAt, size, limit int64) error {
 			isPackage = true
 		}
 		if f.UncompressedSize64 > uint64(limit-total) {
-			return fmt.Errorf("the workbook unpacks to more than the limit of %d bytes", limit)
+			return fmt.Errorf("%w: the workbook unpacks to more than %d bytes", ErrTooLarge, limit)
 		}
 		rc, err := f.Open()
 		if err != nil {
@@ -120,7 +120,10 @@ func checkWorkbook(src io.ReaderAt, size, limit int64) error {
 		_ = rc.Close()
 		total += n
 		if total > limit {
-			return fmt.Errorf("the workbook unpacks to more than the limit of %d bytes", limit)
+			return fmt.Errorf("%w: the workbook unpacks to more than %d bytes", ErrTooLarge, limit)
+		}
+		if errors.Is(err, zip.ErrFormat) {
+			return fmt.Errorf("the workbook is corrupt: part %s unpacks to more than its declared size: %w", f.Name, err)
 		}
 		if err != nil {
 			return fmt.Errorf("the workbook is corrupt: part %s: %w", f.Name, err)
