@@ -44,6 +44,7 @@ func (p *planner) add(row importfile.Row) {
 	if i, ok := p.byEmail[key]; ok {
 		// The later row wins; the earlier one is dropped from the plan but
 		// keeps its place in the counts.
+		row = combineRows(p.plan.entries[i].row, row)
 		p.plan.entries[i].row = importfile.Row{} // tombstone
 		p.plan.superseded++
 	}
@@ -54,6 +55,33 @@ func (p *planner) add(row importfile.Row) {
 func (p *planner) fail(f v1alpha1.ImportFailure) {
 	p.plan.total++
 	p.plan.failures = append(p.plan.failures, f)
+}
+
+// combineRows returns the one row equivalent to applying earlier and then
+// later. An update after an add or an update refines it (its set fields win);
+// any other later row replaces the earlier one.
+func combineRows(earlier, later importfile.Row) importfile.Row {
+	if later.Action != importfile.ActionUpdate || earlier.Action == importfile.ActionRemove {
+		return later
+	}
+	merged := earlier
+	merged.Number = later.Number
+	set := func(dst *string, v string) {
+		if v != "" {
+			*dst = v
+		}
+	}
+	set(&merged.FirstName, later.FirstName)
+	set(&merged.LastName, later.LastName)
+	set(&merged.Role, later.Role)
+	set(&merged.Mobile, later.Mobile)
+	set(&merged.TimeZone, later.TimeZone)
+	set(&merged.Country, later.Country)
+	set(&merged.Locale, later.Locale)
+	if later.Groups != nil {
+		merged.Groups = later.Groups
+	}
+	return merged
 }
 
 // finish drops the tombstones and returns the plan.

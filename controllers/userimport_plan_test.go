@@ -62,6 +62,47 @@ func TestPlannerLaterRowWins(t *testing.T) {
 	}
 }
 
+func TestCombineRows(t *testing.T) {
+	add := importfile.Row{Number: 2, Action: importfile.ActionAdd, Email: "a@x.io", FirstName: "Ada", LastName: "L", Role: "Admin", Groups: []string{"eng"}}
+	cases := []struct {
+		name           string
+		earlier, later importfile.Row
+		want           importfile.Row
+	}{
+		{
+			name:    "update refines an add",
+			earlier: add,
+			later:   importfile.Row{Number: 5, Action: importfile.ActionUpdate, Email: "a@x.io", FirstName: "Augusta", LastName: "L", Country: "GB"},
+			want:    importfile.Row{Number: 5, Action: importfile.ActionAdd, Email: "a@x.io", FirstName: "Augusta", LastName: "L", Role: "Admin", Groups: []string{"eng"}, Country: "GB"},
+		},
+		{
+			name:    "remove replaces an add",
+			earlier: add,
+			later:   importfile.Row{Number: 5, Action: importfile.ActionRemove, Email: "a@x.io"},
+			want:    importfile.Row{Number: 5, Action: importfile.ActionRemove, Email: "a@x.io"},
+		},
+		{
+			name:    "add replaces a remove",
+			earlier: importfile.Row{Number: 2, Action: importfile.ActionRemove, Email: "a@x.io"},
+			later:   add,
+			want:    add,
+		},
+		{
+			name:    "update after a remove stays an update",
+			earlier: importfile.Row{Number: 2, Action: importfile.ActionRemove, Email: "a@x.io"},
+			later:   importfile.Row{Number: 5, Action: importfile.ActionUpdate, Email: "a@x.io", FirstName: "B", LastName: "C"},
+			want:    importfile.Row{Number: 5, Action: importfile.ActionUpdate, Email: "a@x.io", FirstName: "B", LastName: "C"},
+		},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			if diff := cmp.Diff(tc.want, combineRows(tc.earlier, tc.later)); diff != "" {
+				t.Errorf("combineRows() mismatch (-want +got):\n%s", diff)
+			}
+		})
+	}
+}
+
 func TestDesiredUser(t *testing.T) {
 	imp := &v1alpha1.UserImport{
 		ObjectMeta: metav1.ObjectMeta{Namespace: "team", Name: "q3"},
