@@ -41,10 +41,10 @@ var (
 	importReconciler *controllers.UserImportReconciler
 	importTLS        *httptest.Server
 	importFiles      sync.Map // path -> []byte served by importTLS
-	backend      *faultyStore
-	storeMetrics *store.Metrics
-	apiWrites    = newCounter()
-	passes       = newCounter()
+	backend          *faultyStore
+	storeMetrics     *store.Metrics
+	apiWrites        = newCounter()
+	passes           = newCounter()
 )
 
 const defaultRole = "Member"

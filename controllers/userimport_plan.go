@@ -14,7 +14,6 @@ import (
 	"roster.dev/roster/internal/importfile"
 )
 
-
 // importPlan is what an import will do: one entry per email, the last row
 // for that email winning, in the order those rows appear in the file.
 type importPlan struct {

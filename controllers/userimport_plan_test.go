@@ -106,7 +106,7 @@ func TestCombineRows(t *testing.T) {
 func TestDesiredUser(t *testing.T) {
 	imp := &v1alpha1.UserImport{
 		ObjectMeta: metav1.ObjectMeta{Namespace: "team", Name: "q3"},
-		Spec: v1alpha1.UserImportSpec{SendInvitations: true, Defaults: &v1alpha1.ImportDefaults{Role: "Viewer", Groups: []string{"all"}}},
+		Spec:       v1alpha1.UserImportSpec{SendInvitations: true, Defaults: &v1alpha1.ImportDefaults{Role: "Viewer", Groups: []string{"all"}}},
 	}
 	existing := &v1alpha1.User{Spec: v1alpha1.UserSpec{Email: "ada@example.com", FirstName: "Ada", LastName: "L", Role: "Admin", Country: "GB", Groups: []string{"eng"}}}
 

@@ -85,7 +85,6 @@ func runSuite(m *testing.M) int {
 	return m.Run()
 }
 
-
 func newNamespace(t *testing.T) string {
 	t.Helper()
 	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{GenerateName: "plugin-"}}
