@@ -58,6 +58,12 @@ $(ASSETS)/kube-apiserver:
 test: control-plane ## Run every test against the real control plane.
 	KUBEBUILDER_ASSETS=$(ASSETS) go test ./... -count=1 -timeout 30m
 
+BENCH_N ?= 10000
+
+.PHONY: bench
+bench: control-plane build ## Measure an N-user import against a lean client's floor (BENCH_N=10000).
+	KUBEBUILDER_ASSETS=$(ASSETS) go run ./hack/bench -n $(BENCH_N) -manager bin/manager
+
 ##@ Running
 
 .PHONY: build

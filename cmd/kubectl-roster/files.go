@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -15,16 +14,13 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
-	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"roster.dev/roster/api/v1alpha1"
+	"roster.dev/roster/internal/chunks"
 	"roster.dev/roster/internal/importfile"
 )
-
-// chunkSize keeps each ConfigMap well under the 1 MiB object limit.
-const chunkSize = 900 << 10
 
 func parseFormat(s string) (importfile.Format, error) {
 	switch strings.ToLower(s) {
@@ -175,7 +171,7 @@ func (p *plugin) runImport(ctx context.Context, path string, o importOptions) er
 		key = "users.xlsx"
 	}
 
-	cms, err := createChunks(ctx, c, ns, name+"-file", key, data)
+	cms, err := chunks.Store(ctx, c, ns, name+"-file", key, data)
 	if err != nil {
 		return err
 	}
@@ -214,28 +210,6 @@ func (p *plugin) runImport(ctx context.Context, path string, o importOptions) er
 		return errors.New("the import failed")
 	}
 	return nil
-}
-
-// createChunks stores data in ConfigMaps of at most chunkSize bytes: name,
-// then name-1, name-2, ...; the first says how many there are.
-func createChunks(ctx context.Context, c client.Client, ns, name, key string, data []byte) ([]*corev1.ConfigMap, error) {
-	n := max(1, (len(data)+chunkSize-1)/chunkSize)
-	cms := make([]*corev1.ConfigMap, 0, n)
-	for i := range n {
-		cm := &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name}}
-		if i > 0 {
-			cm.Name = fmt.Sprintf("%s-%d", name, i)
-		} else if n > 1 {
-			cm.Annotations = map[string]string{v1alpha1.ChunksAnnotation: fmt.Sprint(n)}
-		}
-		part := data[i*chunkSize : min(len(data), (i+1)*chunkSize)]
-		cm.BinaryData = map[string][]byte{key: bytes.Clone(part)}
-		if err := c.Create(ctx, cm); err != nil {
-			return nil, fmt.Errorf("creating ConfigMap %s: %w", cm.Name, err)
-		}
-		cms = append(cms, cm)
-	}
-	return cms, nil
 }
 
 // waitForImport shows a progress bar until the import finishes.

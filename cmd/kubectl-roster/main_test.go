@@ -24,6 +24,7 @@ import (
 
 	"roster.dev/roster/api/v1alpha1"
 	"roster.dev/roster/controllers"
+	"roster.dev/roster/internal/chunks"
 	"roster.dev/roster/internal/testenv"
 )
 
@@ -172,7 +173,7 @@ func TestImportLargeFileInChunks(t *testing.T) {
 	g := NewWithT(t)
 	ns := newNamespace(t)
 	var b strings.Builder
-	for i := 0; b.Len() < 2*chunkSize+1000; i++ {
+	for i := 0; b.Len() < 2*chunks.Size+1000; i++ {
 		fmt.Fprintf(&b, "add-user,person%06d@a-rather-long-domain-name.example.com,Person,Number%06d\n", i, i)
 	}
 	file := writeFile(t, "large.csv", b.String())

@@ -1,0 +1,296 @@
+// Command bench measures how fast Roster turns an N-row import into N
+// Invited Users, against the floor set by a lean client doing the same API
+// work by hand (create each User, write its status once), and the manager's
+// peak memory. make bench runs it.
+package main
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
+	"k8s.io/client-go/rest"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"roster.dev/roster/api/v1alpha1"
+	"roster.dev/roster/internal/chunks"
+	"roster.dev/roster/internal/testenv"
+)
+
+type options struct {
+	users   int
+	workers int
+	manager string
+	timeout time.Duration
+}
+
+func main() {
+	o := options{}
+	flag.IntVar(&o.users, "n", 10000, "users to create")
+	flag.IntVar(&o.workers, "workers", 16, "concurrent requests of the lean client")
+	flag.StringVar(&o.manager, "manager", "bin/manager", "the manager binary")
+	flag.DurationVar(&o.timeout, "timeout", 30*time.Minute, "give up after this long")
+	flag.Parse()
+	if err := run(o); err != nil {
+		fmt.Fprintf(os.Stderr, "bench: %v\n", err)
+		os.Exit(1)
+	}
+}
+
+func run(o options) error {
+	ctx, cancel := context.WithTimeout(context.Background(), o.timeout)
+	defer cancel()
+	env, cfg, err := testenv.Start()
+	if err != nil {
+		return err
+	}
+	defer func() { _ = env.Stop() }()
+
+	lean := rest.CopyConfig(cfg)
+	lean.QPS, lean.Burst = -1, 0 // no client-side throttling: the floor is the API server
+	scheme := runtime.NewScheme()
+	_ = clientgoscheme.AddToScheme(scheme)
+	_ = v1alpha1.AddToScheme(scheme)
+	c, err := client.New(lean, client.Options{Scheme: scheme})
+	if err != nil {
+		return err
+	}
+
+	fmt.Printf("Roster bench: N=%d users, lean client with %d workers, kube-apiserver %s\n", o.users, o.workers, testenv.KubeVersion)
+	floor, err := leanFloor(ctx, c, o)
+	if err != nil {
+		return fmt.Errorf("lean floor: %w", err)
+	}
+	fmt.Printf("  floor   (lean client: create + status write per User) %8.1fs  %6.0f users/s\n", floor.Seconds(), float64(o.users)/floor.Seconds())
+
+	dir, err := os.MkdirTemp("", "roster-bench-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(dir)
+	mgr, err := startManager(ctx, o.manager, dir, env.KubeConfig)
+	if err != nil {
+		return err
+	}
+	defer mgr.stop()
+
+	took, err := importAll(ctx, c, o)
+	if err != nil {
+		return fmt.Errorf("import: %w\n%s", err, mgr.logTail())
+	}
+	rss, _ := peakRSS(mgr.cmd.Process.Pid)
+	fmt.Printf("  roster  (UserImport of an N-row CSV until all Invited)    %8.1fs  %6.0f users/s\n", took.Seconds(), float64(o.users)/took.Seconds())
+	fmt.Printf("  ratio   roster / floor                                   %8.2f\n", took.Seconds()/floor.Seconds())
+	fmt.Printf("  manager peak RSS                                         %8.1f MiB\n", float64(rss)/(1<<20))
+	return nil
+}
+
+func benchUser(ns string, i int) *v1alpha1.User {
+	email := fmt.Sprintf("user%06d@bench.example.com", i)
+	return &v1alpha1.User{
+		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: fmt.Sprintf("user%06d", i), Finalizers: []string{v1alpha1.Finalizer}},
+		Spec:       v1alpha1.UserSpec{Email: email, FirstName: "Bench", LastName: fmt.Sprintf("User%06d", i)},
+	}
+}
+
+// leanFloor creates N Users and writes each one's status once, with a pool
+// of workers, then removes them again.
+func leanFloor(ctx context.Context, c client.Client, o options) (time.Duration, error) {
+	ns := "bench-floor"
+	if err := c.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}); err != nil {
+		return 0, err
+	}
+	start := time.Now()
+	err := parallel(ctx, o.users, o.workers, func(i int) error {
+		u := benchUser(ns, i)
+		if err := c.Create(ctx, u); err != nil {
+			return err
+		}
+		base := u.DeepCopy()
+		u.Status.Phase = v1alpha1.UserInvited
+		u.Status.StoreID = strconv.Itoa(i)
+		u.Status.ObservedGeneration = u.Generation
+		u.Status.Conditions = []metav1.Condition{{Type: v1alpha1.ConditionReady, Status: metav1.ConditionTrue, Reason: "Provisioned",
+			Message: "The user is in the embedded store.", LastTransitionTime: metav1.Now(), ObservedGeneration: u.Generation}}
+		return c.Status().Patch(ctx, u, client.MergeFrom(base))
+	})
+	took := time.Since(start)
+	if err != nil {
+		return 0, err
+	}
+	// Take the floor's Users away again, finalizers first, so the manager
+	// starts on an empty cluster.
+	err = parallel(ctx, o.users, o.workers, func(i int) error {
+		u := benchUser(ns, i)
+		return c.Patch(ctx, u, client.RawPatch("application/merge-patch+json", []byte(`{"metadata":{"finalizers":null}}`)))
+	})
+	if err != nil {
+		return 0, err
+	}
+	return took, c.DeleteAllOf(ctx, &v1alpha1.User{}, client.InNamespace(ns))
+}
+
+func parallel(ctx context.Context, n, workers int, fn func(i int) error) error {
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	var first error
+	for range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				i := int(next.Add(1)) - 1
+				if i >= n || ctx.Err() != nil {
+					return
+				}
+				if err := fn(i); err != nil {
+					mu.Lock()
+					if first == nil {
+						first = err
+					}
+					mu.Unlock()
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	return first
+}
+
+// importAll imports an N-row CSV and waits until every User is Invited.
+func importAll(ctx context.Context, c client.Client, o options) (time.Duration, error) {
+	ns := "bench-import"
+	if err := c.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}); err != nil {
+		return 0, err
+	}
+	var csv bytes.Buffer
+	for i := range o.users {
+		u := benchUser(ns, i)
+		fmt.Fprintf(&csv, "add-user,%s,%s,%s\n", u.Spec.Email, u.Spec.FirstName, u.Spec.LastName)
+	}
+	if _, err := chunks.Store(ctx, c, ns, "bench-file", "users.csv", csv.Bytes()); err != nil {
+		return 0, err
+	}
+	start := time.Now()
+	imp := &v1alpha1.UserImport{
+		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "bench"},
+		Spec:       v1alpha1.UserImportSpec{Source: v1alpha1.ImportSource{ConfigMapRef: &v1alpha1.KeyReference{Name: "bench-file", Key: "users.csv"}}},
+	}
+	if err := c.Create(ctx, imp); err != nil {
+		return 0, err
+	}
+	for {
+		var list metav1.PartialObjectMetadataList
+		list.SetGroupVersionKind(v1alpha1.GroupVersion.WithKind("UserList"))
+		if err := c.List(ctx, &list, client.InNamespace(ns), client.MatchingFields{"status.phase": string(v1alpha1.UserInvited)}); err != nil {
+			return 0, err
+		}
+		if len(list.Items) >= o.users {
+			return time.Since(start), nil
+		}
+		select {
+		case <-ctx.Done():
+			return 0, fmt.Errorf("%d of %d Users Invited: %w", len(list.Items), o.users, ctx.Err())
+		case <-time.After(250 * time.Millisecond):
+		}
+	}
+}
+
+type manager struct {
+	cmd *exec.Cmd
+	log *bytes.Buffer
+}
+
+func (m *manager) stop() {
+	_ = m.cmd.Process.Signal(syscall.SIGTERM)
+	_ = m.cmd.Wait()
+}
+
+func (m *manager) logTail() string {
+	lines := strings.Split(strings.TrimSpace(m.log.String()), "\n")
+	return strings.Join(lines[max(0, len(lines)-20):], "\n")
+}
+
+// startManager runs the manager binary against the control plane and waits
+// until it is ready.
+func startManager(ctx context.Context, bin, dir string, kubeconfig []byte) (*manager, error) {
+	kc := filepath.Join(dir, "kubeconfig")
+	if err := os.WriteFile(kc, kubeconfig, 0o600); err != nil {
+		return nil, err
+	}
+	probe, err := freeAddr()
+	if err != nil {
+		return nil, err
+	}
+	web, err := freeAddr()
+	if err != nil {
+		return nil, err
+	}
+	m := &manager{log: &bytes.Buffer{}}
+	m.cmd = exec.CommandContext(ctx, bin,
+		"--kubeconfig="+kc, "--data-dir="+filepath.Join(dir, "data"),
+		"--metrics-bind-address=0", "--health-probe-bind-address="+probe,
+		"--web-bind-address="+web, "--public-url=http://"+web, "--zap-log-level=error")
+	m.cmd.Stdout, m.cmd.Stderr = m.log, m.log
+	if err := m.cmd.Start(); err != nil {
+		return nil, fmt.Errorf("starting %s: %w", bin, err)
+	}
+	for {
+		resp, err := http.Get("http://" + probe + "/readyz")
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return m, nil
+			}
+		}
+		select {
+		case <-ctx.Done():
+			m.stop()
+			return nil, errors.New("the manager did not become ready:\n" + m.logTail())
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+}
+
+func freeAddr() (string, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return "", err
+	}
+	defer l.Close()
+	return l.Addr().String(), nil
+}
+
+// peakRSS reads the process's high-water mark of resident memory.
+func peakRSS(pid int) (int64, error) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return 0, err
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if rest, ok := strings.CutPrefix(line, "VmHWM:"); ok {
+			kb, err := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(rest), " kB"), 10, 64)
+			return kb << 10, err
+		}
+	}
+	return 0, errors.New("no VmHWM in /proc status")
+}
