@@ -2,6 +2,7 @@
 #
 #   make demo    local control plane + operator + samples, no cluster needed
 #   make test    unit, integration (real API server) and store tests
+#   make fuzz    fuzz the import file readers (FUZZTIME=30s each)
 #   make run     the operator against the current kubeconfig
 
 SHELL := /usr/bin/env bash -o pipefail
@@ -57,6 +58,13 @@ $(ASSETS)/kube-apiserver:
 .PHONY: test
 test: control-plane ## Run every test against the real control plane.
 	KUBEBUILDER_ASSETS=$(ASSETS) go test ./... -count=1 -timeout 30m
+
+FUZZTIME ?= 30s
+
+.PHONY: fuzz
+fuzz: ## Fuzz the import file readers, FUZZTIME each (default 30s); findings land in testdata/fuzz.
+	go test ./internal/importfile -run '^$$' -fuzz '^FuzzReadCSV$$' -fuzztime $(FUZZTIME) -fuzzminimizetime 10s
+	go test ./internal/importfile -run '^$$' -fuzz '^FuzzReadXLSX$$' -fuzztime $(FUZZTIME) -fuzzminimizetime 10s
 
 ##@ Running
 
