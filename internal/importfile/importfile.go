@@ -31,11 +31,11 @@ const (
 type Action string
 
 const (
-	// ActionAdd creates the user, or updates it when it exists.
+	// ActionAdd adds the user; first and last name are required.
 	ActionAdd Action = "add-user"
-	// ActionRemove deletes the user that holds the email.
+	// ActionRemove removes the user that holds the email.
 	ActionRemove Action = "remove-user"
-	// ActionUpdate changes an existing user.
+	// ActionUpdate changes the user; first and last name are required.
 	ActionUpdate Action = "update"
 )
 
