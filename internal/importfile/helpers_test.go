@@ -85,7 +85,7 @@ func xlsxFile(t testing.TB, rows [][]string) []byte {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if n, err := strconv.ParseInt(v, 10, 64); err == nil && v[0] != '+' && v[0] != '-' {
+			if n, perr := strconv.ParseInt(v, 10, 64); perr == nil && v[0] != '+' && v[0] != '-' {
 				err = f.SetCellValue("Sheet1", cell, n)
 			} else {
 				err = f.SetCellStr("Sheet1", cell, v)

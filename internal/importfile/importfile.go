@@ -100,7 +100,9 @@ func (e *HeaderError) Error() string {
 // ErrFirstLineInvalid is returned by the first call to Next when the first
 // row is not a valid data row and Options.SkipHeader is false: most likely
 // the file has a header row. The import stops before it changes anything.
-var ErrFirstLineInvalid = errors.New("The first line is invalid. If this is a header row, set spec.skipHeader: true.") //nolint:staticcheck // ST1005: the message is the product contract, shown to people as is.
+//
+//lint:ignore ST1005 the message is the product contract, shown to people as it is.
+var ErrFirstLineInvalid = errors.New("The first line is invalid. If this is a header row, set spec.skipHeader: true.")
 
 // ErrTooLarge is wrapped by the errors for a file over Options.MaxBytes,
 // before or after unpacking.
