@@ -2,6 +2,7 @@
 #
 #   make demo    local control plane + operator + samples, no cluster needed
 #   make test    unit, integration (real API server) and store tests
+#   make fuzz    fuzz the import file readers (FUZZTIME=30s each)
 #   make run     the operator against the current kubeconfig
 
 SHELL := /usr/bin/env bash -o pipefail
@@ -63,6 +64,13 @@ BENCH_N ?= 10000
 .PHONY: bench
 bench: control-plane build ## Measure an N-user import against a lean client's floor (BENCH_N=10000).
 	KUBEBUILDER_ASSETS=$(ASSETS) go run ./hack/bench -n $(BENCH_N) -manager bin/manager
+
+FUZZTIME ?= 30s
+
+.PHONY: fuzz
+fuzz: ## Fuzz the import file readers, FUZZTIME each (default 30s); findings land in testdata/fuzz.
+	go test ./internal/importfile -run '^$$' -fuzz '^FuzzReadCSV$$' -fuzztime $(FUZZTIME) -fuzzminimizetime 10s
+	go test ./internal/importfile -run '^$$' -fuzz '^FuzzReadXLSX$$' -fuzztime $(FUZZTIME) -fuzzminimizetime 10s
 
 ##@ Running
 

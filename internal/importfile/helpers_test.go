@@ -1,6 +1,7 @@
 package importfile
 
 import (
+	"archive/zip"
 	"bytes"
 	"compress/gzip"
 	"encoding/csv"
@@ -84,7 +85,7 @@ func xlsxFile(t testing.TB, rows [][]string) []byte {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if n, err := strconv.ParseInt(v, 10, 64); err == nil && v[0] != '+' && v[0] != '-' {
+			if n, perr := strconv.ParseInt(v, 10, 64); perr == nil && v[0] != '+' && v[0] != '-' {
 				err = f.SetCellValue("Sheet1", cell, n)
 			} else {
 				err = f.SetCellStr("Sheet1", cell, v)
@@ -112,4 +113,25 @@ func gzipped(t testing.TB, data []byte) []byte {
 		t.Fatal(err)
 	}
 	return buf.Bytes()
+}
+
+// forEachPart calls fn with each part of a zip archive.
+func forEachPart(t testing.TB, data []byte, fn func(name string, content []byte)) {
+	t.Helper()
+	zr, err := zip.NewReader(bytes.NewReader(data), int64(len(data)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range zr.File {
+		rc, err := f.Open()
+		if err != nil {
+			t.Fatal(err)
+		}
+		content, err := io.ReadAll(rc)
+		_ = rc.Close()
+		if err != nil {
+			t.Fatal(err)
+		}
+		fn(f.Name, content)
+	}
 }

@@ -31,11 +31,11 @@ const (
 type Action string
 
 const (
-	// ActionAdd creates the user, or updates it when it exists.
+	// ActionAdd adds the user; first and last name are required.
 	ActionAdd Action = "add-user"
-	// ActionRemove deletes the user that holds the email.
+	// ActionRemove removes the user that holds the email.
 	ActionRemove Action = "remove-user"
-	// ActionUpdate changes an existing user.
+	// ActionUpdate changes the user; first and last name are required.
 	ActionUpdate Action = "update"
 )
 
@@ -100,7 +100,9 @@ func (e *HeaderError) Error() string {
 // ErrFirstLineInvalid is returned by the first call to Next when the first
 // row is not a valid data row and Options.SkipHeader is false: most likely
 // the file has a header row. The import stops before it changes anything.
-var ErrFirstLineInvalid = errors.New("The first line is invalid. If this is a header row, set spec.skipHeader: true.") //nolint:staticcheck // ST1005: the message is the product contract, shown to people as is.
+//
+//lint:ignore ST1005 the message is the product contract, shown to people as it is.
+var ErrFirstLineInvalid = errors.New("The first line is invalid. If this is a header row, set spec.skipHeader: true.")
 
 // ErrTooLarge is wrapped by the errors for a file over Options.MaxBytes,
 // before or after unpacking.

@@ -77,8 +77,11 @@ func (s *xlsxSource) next() (n int, cells []string, err error) {
 }
 
 func (s *xlsxSource) close() error {
-	err := s.rows.Close()
-	return errors.Join(err, s.file.Close())
+	// Rows.Close answers the iteration's error again (next has returned
+	// it already) or that of closing a read-only temporary file; what
+	// matters is that File.Close removes the temporary files.
+	_ = s.rows.Close()
+	return s.file.Close()
 }
 
 // recoverCorrupt turns a panic inside excelize into an error: it parses

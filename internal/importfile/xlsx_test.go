@@ -114,7 +114,7 @@ type part struct {
 	size    *uint64 // nil: the real uncompressed size
 }
 
-func rezip(t *testing.T, data []byte, edit func(*part)) []byte {
+func rezip(t testing.TB, data []byte, edit func(*part)) []byte {
 	t.Helper()
 	zr, err := zip.NewReader(bytes.NewReader(data), int64(len(data)))
 	if err != nil {

@@ -13,6 +13,7 @@ import (
 	"net/mail"
 	"regexp"
 	"strings"
+	"sync"
 	"time"
 	// The manager runs on a distroless image without /usr/share/zoneinfo;
 	// the embedded database makes time.LoadLocation answer the same there
@@ -93,11 +94,20 @@ func TimeZone(s string) error {
 	if len(s) > MaxTimeZoneLength || !timeZonePattern.MatchString(s) || s == "Local" {
 		return fmt.Errorf("%q is not an IANA time zone name such as Europe/Berlin", s)
 	}
+	if _, ok := knownZones.Load(s); ok {
+		return nil
+	}
 	if _, err := time.LoadLocation(s); err != nil {
 		return fmt.Errorf("%q is not an IANA time zone name such as Europe/Berlin", s)
 	}
+	knownZones.Store(s, struct{}{})
 	return nil
 }
+
+// knownZones remembers the zones time.LoadLocation found, which reads and
+// parses a file on every call: an import of many rows names few zones.
+// Only valid names are kept, so its size is bounded by the database.
+var knownZones sync.Map
 
 // Country accepts an ISO 3166-1 alpha-2 code in upper case, such as DE.
 func Country(s string) error {
