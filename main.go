@@ -18,6 +18,8 @@ import (
 	"golang.org/x/time/rate"
 	"k8s.io/apimachinery/pkg/runtime"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
+	"k8s.io/client-go/rest"
+	"k8s.io/client-go/tools/clientcmd"
 	"k8s.io/utils/clock"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
@@ -35,6 +37,7 @@ import (
 // options are the manager's flags. They are part of the product contract.
 type options struct {
 	storeKind       string
+	kubeconfig      string
 	storeConfig     string
 	dataDir         string
 	outboxDir       string
@@ -59,6 +62,7 @@ type options struct {
 func parseFlags(args []string) (*options, error) {
 	o := &options{}
 	fs := flag.NewFlagSet("roster", flag.ContinueOnError)
+	fs.StringVar(&o.kubeconfig, "kubeconfig", "", "kubeconfig file (default: $KUBECONFIG, ~/.kube/config or the in-cluster service account)")
 	fs.StringVar(&o.storeKind, "store", embedded.Kind, "identity store: embedded, ldap or scim")
 	fs.StringVar(&o.storeConfig, "store-config", "", "YAML file configuring the ldap or scim store")
 	fs.StringVar(&o.dataDir, "data-dir", "/var/lib/roster", "folder of the embedded store (and the outbox's default parent)")
@@ -134,6 +138,14 @@ func openStore(o *options) (store.Store, error) {
 	}
 }
 
+// restConfig loads the kubeconfig the flag names, or finds one the usual way.
+func restConfig(path string) (*rest.Config, error) {
+	if path != "" {
+		return clientcmd.BuildConfigFromFlags("", path)
+	}
+	return ctrl.GetConfig()
+}
+
 func main() {
 	if err := run(os.Args[1:]); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -171,7 +183,7 @@ func run(args []string) error {
 	}
 	st := store.Instrument(backend, store.NewMetrics(metrics.Registry), limiter)
 
-	cfg, err := ctrl.GetConfig()
+	cfg, err := restConfig(o.kubeconfig)
 	if err != nil {
 		return fmt.Errorf("loading kubeconfig: %w", err)
 	}
