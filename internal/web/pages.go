@@ -45,6 +45,10 @@ type pageData struct {
 	MinLength int
 	Errors    []string
 	Unmet     []password.Rule
+	// Checked is true when the server checked a submitted password;
+	// UnmetIDs are the rules it missed.
+	Checked  bool
+	UnmetIDs map[string]bool
 }
 
 // message is a page with a heading and a sentence, and no form.
@@ -287,7 +291,10 @@ func (s *Server) form(w http.ResponseWriter, r *http.Request, t *target, status 
 		Title: text.title, Heading: text.title, Intro: text.intro, Submit: text.submit,
 		Purpose: string(t.purpose), Email: t.user.Spec.Email, Greeting: greeting,
 		CSRF: s.csrfCookie(w, r), Rules: s.cfg.Policy.Rules(), MinLength: s.cfg.Policy.MinLength,
-		Errors: errs, Unmet: unmet,
+		Errors: errs, Unmet: unmet, Checked: r.Method == http.MethodPost, UnmetIDs: map[string]bool{},
+	}
+	for _, rule := range unmet {
+		data.UnmetIDs[rule.ID] = true
 	}
 	s.render(w, status, "form.html", data)
 }
