@@ -62,14 +62,16 @@ func requestAnnotation(p invitation.Purpose) string {
 	return v1alpha1.ResendInvitationAnnotation
 }
 
-// lastHandled is the last request value acted on: the status says, or the
-// record does when the status was lost.
+// lastHandled is the last request value acted on. The status says, but it
+// may lag behind the record in the cache (the record is written before the
+// status) or be lost: the record's value wins when it answered the value the
+// annotation holds now, or when the status has none.
 func lastHandled(user *v1alpha1.User, p invitation.Purpose, rec *invitation.Record) string {
 	v := user.Status.LastHandledResendInvitation
 	if p == invitation.PurposeReset {
 		v = user.Status.LastHandledResetPassword
 	}
-	if v == "" && rec != nil {
+	if rec != nil && rec.Request != "" && (v == "" || rec.Request == user.Annotations[requestAnnotation(p)]) {
 		v = rec.Request
 	}
 	return v

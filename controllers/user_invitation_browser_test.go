@@ -42,7 +42,7 @@ func browser(t *testing.T, javascript bool) context.Context {
 	)
 	// The deadline bounds the whole browser, which lives as long as the
 	// context of the first Run.
-	life, cancelLife := context.WithTimeout(context.Background(), 2*time.Minute)
+	life, cancelLife := context.WithTimeout(context.Background(), 5*time.Minute)
 	alloc, cancelAlloc := chromedp.NewExecAllocator(life, opts...)
 	ctx, cancelCtx := chromedp.NewContext(alloc)
 	t.Cleanup(func() { cancelCtx(); cancelAlloc(); cancelLife() })
@@ -85,13 +85,32 @@ func submit() chromedp.Action[chromedp.Void] {
 	return chromedp.Click(chromedp.CSS("button[type=submit]"))
 }
 
+// do runs the actions with a deadline of their own.
+func do(ctx context.Context, actions ...chromedp.Action[chromedp.Void]) error {
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	return chromedp.Do(ctx, actions...)
+}
+
+// open loads the page at link and waits until the element is visible. A
+// navigation whose load event the browser never reports (seen on a busy
+// machine) is tried again rather than waited on forever.
+func open(t *testing.T, ctx context.Context, link, css string) {
+	t.Helper()
+	NewWithT(t).Eventually(func() error {
+		return do(ctx, chromedp.Navigate(link), chromedp.WaitVisible(chromedp.CSS(css)))
+	}, 3*timeout, tick).Should(Succeed(), "opening the link")
+}
+
 // text waits for the element to be visible and returns its text.
 func text(t *testing.T, ctx context.Context, css string) string {
 	t.Helper()
-	if err := chromedp.Do(ctx, chromedp.WaitVisible(chromedp.CSS(css))); err != nil {
+	if err := do(ctx, chromedp.WaitVisible(chromedp.CSS(css))); err != nil {
 		t.Fatalf("waiting for %s: %v", css, err)
 	}
-	v, err := chromedp.Run(ctx, chromedp.Text(chromedp.CSS(css)))
+	tctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	v, err := chromedp.Run(tctx, chromedp.Text(chromedp.CSS(css)))
 	if err != nil {
 		t.Fatalf("reading %s: %v", css, err)
 	}
@@ -109,11 +128,11 @@ func TestBrowserAcceptsAnInvitation(t *testing.T) {
 	g.Expect(k8s.Create(t.Context(), newUser(ns, "browser", addr))).To(Succeed())
 	link := waitForEmails(t, addr, "invitation", 1)[0].link
 
-	g.Expect(chromedp.Do(ctx, chromedp.Navigate(link), chromedp.WaitVisible(chromedp.CSS("#password")))).To(Succeed())
+	open(t, ctx, link, "#password")
 	g.Expect(text(t, ctx, "h1")).To(Equal("Accept your invitation"))
 	screenshot(t, ctx, "invitation-form")
 
-	g.Expect(chromedp.Do(ctx, typePasswords("weak", "weak"), submit())).To(Succeed())
+	g.Expect(do(ctx, typePasswords("weak", "weak"), submit())).To(Succeed())
 	problems := text(t, ctx, "#problems")
 	for _, rule := range []string{"At least 10 characters", "An uppercase letter", "A digit", "A special character"} {
 		g.Expect(problems).To(ContainSubstring(rule))
@@ -129,13 +148,13 @@ func TestBrowserAcceptsAnInvitation(t *testing.T) {
 	// strong.
 	more := "-Headless-Chromium-2026"
 	choose("weak" + more)
-	g.Expect(chromedp.Do(ctx, typePasswords(more, more), submit())).To(Succeed())
+	g.Expect(do(ctx, typePasswords(more, more), submit())).To(Succeed())
 	g.Expect(text(t, ctx, ".message.success h1")).To(Equal("You're all set"))
 	screenshot(t, ctx, "invitation-done")
 	waitFor(t, ns, "browser", hasPhase(v1alpha1.UserActive))
 
 	// Opening the link again shows a plain page without a form.
-	g.Expect(chromedp.Do(ctx, chromedp.Navigate(link))).To(Succeed())
+	open(t, ctx, link, ".message:not(.success)")
 	g.Expect(text(t, ctx, ".message h1")).To(Equal("This link has already been used"))
 	forms, err := chromedp.Run(ctx, chromedp.Evaluate[int](`document.forms.length`))
 	g.Expect(err).NotTo(HaveOccurred())
@@ -159,11 +178,11 @@ func TestBrowserResetsAPasswordWithoutJavaScript(t *testing.T) {
 	annotate(t, ns, "forgetful", v1alpha1.ResetPasswordAnnotation, "browser")
 	link := waitForEmails(t, addr, "reset", 1)[0].link
 
-	g.Expect(chromedp.Do(ctx, chromedp.Navigate(link), chromedp.WaitVisible(chromedp.CSS("#password")))).To(Succeed())
+	open(t, ctx, link, "#password")
 	g.Expect(text(t, ctx, "h1")).To(Equal("Choose a new password"))
 	screenshot(t, ctx, "reset-form")
 
-	g.Expect(chromedp.Do(ctx, typePasswords("alllowercase1", "alllowercase1"), submit())).To(Succeed())
+	g.Expect(do(ctx, typePasswords("alllowercase1", "alllowercase1"), submit())).To(Succeed())
 	problems := text(t, ctx, "#problems")
 	g.Expect(problems).To(ContainSubstring("An uppercase letter"))
 	g.Expect(problems).To(ContainSubstring("A special character"))
@@ -172,7 +191,7 @@ func TestBrowserResetsAPasswordWithoutJavaScript(t *testing.T) {
 
 	// The server's answer is a fresh form: it never sends a password back.
 	strong := choose("Remembered-At-Last-7")
-	g.Expect(chromedp.Do(ctx, typePasswords(strong, strong), submit())).To(Succeed())
+	g.Expect(do(ctx, typePasswords(strong, strong), submit())).To(Succeed())
 	g.Expect(text(t, ctx, ".message.success h1")).To(Equal("Your password has been changed"))
 	screenshot(t, ctx, "reset-done")
 
@@ -184,6 +203,6 @@ func TestBrowserResetsAPasswordWithoutJavaScript(t *testing.T) {
 	})
 	g.Expect(got.Status.Phase).To(Equal(v1alpha1.UserActive))
 
-	g.Expect(chromedp.Do(ctx, chromedp.Navigate(link))).To(Succeed())
+	open(t, ctx, link, ".message:not(.success)")
 	g.Expect(text(t, ctx, ".message h1")).To(Equal("This link has already been used"))
 }
