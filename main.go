@@ -8,14 +8,17 @@ import (
 	"flag"
 	"fmt"
 	"net/http"
+	netmail "net/mail"
 	"net/url"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	_ "time/tzdata" // IANA time zones for validating spec.timeZone in a minimal image.
 
 	"golang.org/x/time/rate"
+	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/rest"
@@ -23,6 +26,7 @@ import (
 	"k8s.io/utils/clock"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/healthz"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 	"sigs.k8s.io/controller-runtime/pkg/metrics"
@@ -30,14 +34,18 @@ import (
 
 	"roster.dev/roster/api/v1alpha1"
 	"roster.dev/roster/controllers"
+	"roster.dev/roster/internal/invitation"
+	"roster.dev/roster/internal/mail"
+	"roster.dev/roster/internal/password"
 	"roster.dev/roster/internal/store"
 	"roster.dev/roster/internal/store/embedded"
+	"roster.dev/roster/internal/web"
 )
 
 // options are the manager's flags. They are part of the product contract.
 type options struct {
-	storeKind       string
 	kubeconfig      string
+	storeKind       string
 	storeConfig     string
 	dataDir         string
 	outboxDir       string
@@ -56,7 +64,26 @@ type options struct {
 	importMaxBytes  int64
 	importWorkers   int
 	importParallel  int
-	zap             zap.Options
+
+	smtpURL           string
+	smtpPasswordFile  string
+	smtpPasswordEnv   string
+	mailFrom          string
+	productName       string
+	mailTemplatesDir  string
+	invitationTTL     time.Duration
+	resetTTL          time.Duration
+	passwordMinLength int
+	passwordRequire   string
+	webSubmissions    int
+	webClientIPHeader string
+
+	// Derived by validate.
+	publicURLParsed *url.URL
+	policy          password.Policy
+	from            *netmail.Address
+
+	zap zap.Options
 }
 
 func parseFlags(args []string) (*options, error) {
@@ -82,6 +109,18 @@ func parseFlags(args []string) (*options, error) {
 	fs.Int64Var(&o.importMaxBytes, "import-max-bytes", 64<<20, "largest import file accepted, before and after decompression")
 	fs.IntVar(&o.importWorkers, "import-workers", 16, "rows of one import applied at once")
 	fs.IntVar(&o.importParallel, "import-concurrency", 2, "imports run at once")
+	fs.StringVar(&o.smtpURL, "smtp-url", "", "SMTP server: smtp://[user@]host[:587] (STARTTLS) or smtps://[user@]host[:465] (TLS); without it, messages go to --outbox-dir")
+	fs.StringVar(&o.smtpPasswordFile, "smtp-password-file", "", "file holding the SMTP user's password (for example a mounted Secret)")
+	fs.StringVar(&o.smtpPasswordEnv, "smtp-password-env", "", "environment variable holding the SMTP user's password")
+	fs.StringVar(&o.mailFrom, "mail-from", "Roster <roster@localhost>", "sender of invitation and password reset emails")
+	fs.StringVar(&o.productName, "product-name", "Roster", "the platform's name, used in emails and on the password pages")
+	fs.StringVar(&o.mailTemplatesDir, "mail-templates-dir", "", "folder of email templates replacing the built-in ones file by file (see docs/invitations.md)")
+	fs.DurationVar(&o.invitationTTL, "invitation-ttl", 7*24*time.Hour, "how long an invitation link works")
+	fs.DurationVar(&o.resetTTL, "password-reset-ttl", time.Hour, "how long a password reset link works")
+	fs.IntVar(&o.passwordMinLength, "password-min-length", 10, "password policy: minimum number of characters")
+	fs.StringVar(&o.passwordRequire, "password-require", "lower,upper,digit,special", "password policy: character classes a password must contain (lower, upper, digit, special; none for none)")
+	fs.IntVar(&o.webSubmissions, "web-submissions-per-minute", 10, "password forms one client address may submit per minute")
+	fs.StringVar(&o.webClientIPHeader, "web-client-ip-header", "", "header a trusted proxy sets to the client's address (such as X-Forwarded-For); empty uses the connection's address")
 	o.zap = zap.Options{Development: false}
 	o.zap.BindFlags(fs)
 	if err := fs.Parse(args); err != nil {
@@ -110,6 +149,7 @@ func (o *options) validate() error {
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 		return fmt.Errorf("--public-url: %q is not an http or https URL", o.publicURL)
 	}
+	o.publicURLParsed = u
 	if o.resyncPeriod < time.Minute {
 		return fmt.Errorf("--resync-period: %s is shorter than the minimum of 1m", o.resyncPeriod)
 	}
@@ -122,7 +162,92 @@ func (o *options) validate() error {
 	if o.storeQPS < 0 || o.storeBurst < 1 {
 		return fmt.Errorf("--store-qps must not be negative and --store-burst must be at least 1")
 	}
+	return o.validateMail()
+}
+
+// validateMail checks the flags of emails and the password pages.
+func (o *options) validateMail() error {
+	var err error
+	if o.from, err = mail.ParseFrom(o.mailFrom); err != nil {
+		return fmt.Errorf("--mail-from: %w", err)
+	}
+	if o.smtpURL != "" {
+		u, _, err := mail.ParseSMTPURL(o.smtpURL)
+		if err != nil {
+			return fmt.Errorf("--smtp-url: %w", err)
+		}
+		if u.User.Username() != "" && o.smtpPasswordFile == "" && o.smtpPasswordEnv == "" {
+			return fmt.Errorf("--smtp-url names a user: give the password with --smtp-password-file or --smtp-password-env")
+		}
+	}
+	if o.smtpPasswordFile != "" && o.smtpPasswordEnv != "" {
+		return fmt.Errorf("--smtp-password-file and --smtp-password-env: give one, not both")
+	}
+	if (o.smtpPasswordFile != "" || o.smtpPasswordEnv != "") && o.smtpURL == "" {
+		return fmt.Errorf("an SMTP password is given but --smtp-url is not")
+	}
+	if o.invitationTTL < time.Minute || o.resetTTL < time.Minute {
+		return fmt.Errorf("--invitation-ttl and --password-reset-ttl must be at least 1m")
+	}
+	if o.policy, err = password.Parse(o.passwordMinLength, o.passwordRequire); err != nil {
+		return fmt.Errorf("--password-min-length/--password-require: %w", err)
+	}
+	if o.webSubmissions < 1 {
+		return fmt.Errorf("--web-submissions-per-minute: must be at least 1, got %d", o.webSubmissions)
+	}
+	if strings.TrimSpace(o.productName) == "" {
+		return fmt.Errorf("--product-name: must not be empty")
+	}
 	return nil
+}
+
+// smtpPassword reads the SMTP password from where the flags say. It is
+// never a flag's value: flags show in process lists and manifests.
+func (o *options) smtpPassword() (string, error) {
+	switch {
+	case o.smtpPasswordFile != "":
+		b, err := os.ReadFile(o.smtpPasswordFile)
+		if err != nil {
+			return "", fmt.Errorf("--smtp-password-file: %w", err)
+		}
+		return strings.TrimRight(string(b), "\r\n"), nil
+	case o.smtpPasswordEnv != "":
+		v, ok := os.LookupEnv(o.smtpPasswordEnv)
+		if !ok || v == "" {
+			return "", fmt.Errorf("--smtp-password-env: %s is not set", o.smtpPasswordEnv)
+		}
+		return v, nil
+	}
+	return "", nil
+}
+
+// mailSender is SMTP when --smtp-url is set, else the outbox.
+func (o *options) mailSender() (mail.Sender, string, error) {
+	if o.smtpURL == "" {
+		box, err := mail.NewOutbox(o.outboxDir, o.from)
+		if err != nil {
+			return nil, "", err
+		}
+		return box, "outbox " + box.Dir(), nil
+	}
+	pw, err := o.smtpPassword()
+	if err != nil {
+		return nil, "", err
+	}
+	s, err := mail.NewSMTP(mail.SMTPConfig{URL: o.smtpURL, Password: pw, From: o.from})
+	if err != nil {
+		return nil, "", fmt.Errorf("--smtp-url: %w", err)
+	}
+	u, _, _ := mail.ParseSMTPURL(o.smtpURL)
+	return s, "SMTP server " + u.Host, nil
+}
+
+// restConfig loads the kubeconfig the flag names, or finds one the usual way.
+func restConfig(path string) (*rest.Config, error) {
+	if path != "" {
+		return clientcmd.BuildConfigFromFlags("", path)
+	}
+	return ctrl.GetConfig()
 }
 
 // openStore builds the store the flags ask for.
@@ -138,12 +263,43 @@ func openStore(o *options) (store.Store, error) {
 	}
 }
 
-// restConfig loads the kubeconfig the flag names, or finds one the usual way.
-func restConfig(path string) (*rest.Config, error) {
-	if path != "" {
-		return clientcmd.BuildConfigFromFlags("", path)
+// invitations builds what the User controller needs to email links.
+func (o *options) invitations() (*controllers.Invitations, error) {
+	templates, err := mail.LoadTemplates(o.mailTemplatesDir)
+	if err != nil {
+		return nil, fmt.Errorf("--mail-templates-dir: %w", err)
 	}
-	return ctrl.GetConfig()
+	sender, where, err := o.mailSender()
+	if err != nil {
+		return nil, err
+	}
+	ctrl.Log.WithName("setup").Info("Emails go to the " + where)
+	return &controllers.Invitations{
+		Templates: templates, Sender: sender, PublicURL: o.publicURLParsed, ProductName: o.productName,
+		InvitationTTL: o.invitationTTL, ResetTTL: o.resetTTL, Metrics: invitation.NewMetrics(metrics.Registry),
+	}, nil
+}
+
+// addWebPages serves the invitation and password pages on every replica;
+// --web-bind-address=0 turns them off here (another replica or deployment
+// serves them).
+func (o *options) addWebPages(mgr ctrl.Manager, st store.Store, m *invitation.Metrics) error {
+	if err := web.IndexRecords(context.Background(), mgr.GetFieldIndexer()); err != nil {
+		return fmt.Errorf("indexing token records: %w", err)
+	}
+	if o.webBindAddress == "0" {
+		return nil
+	}
+	pages, err := web.New(web.Config{
+		Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), Store: st, Policy: o.policy,
+		ProductName: o.productName, PublicURL: o.publicURLParsed,
+		SubmissionsPerMinute: o.webSubmissions, ClientIPHeader: o.webClientIPHeader,
+		Metrics: m, Log: ctrl.Log.WithName("web"),
+	})
+	if err != nil {
+		return err
+	}
+	return mgr.Add(&web.Runnable{Addr: o.webBindAddress, Handler: pages})
 }
 
 func main() {
@@ -200,6 +356,9 @@ func run(args []string) error {
 			// managedFields are never read; dropping them keeps the cache
 			// small at 100,000 Users.
 			DefaultTransform: cache.TransformStripManagedFields(),
+			// Only the token records Roster writes are cached, never the
+			// cluster's other Secrets.
+			ByObject: map[client.Object]cache.ByObject{&corev1.Secret{}: {Label: invitation.SecretSelector()}},
 		},
 	})
 	if err != nil {
@@ -209,6 +368,10 @@ func run(args []string) error {
 	if err := controllers.SetupIndexes(context.Background(), mgr.GetFieldIndexer()); err != nil {
 		return fmt.Errorf("setting up cache indexes: %w", err)
 	}
+	invitations, err := o.invitations()
+	if err != nil {
+		return err
+	}
 	if err := (&controllers.UserReconciler{
 		Client:                  mgr.GetClient(),
 		Store:                   st,
@@ -217,10 +380,13 @@ func run(args []string) error {
 		DefaultRole:             o.defaultRole,
 		ResyncPeriod:            o.resyncPeriod,
 		MaxConcurrentReconciles: o.userConcurrency,
+		Invitations:             invitations,
 	}).SetupWithManager(mgr); err != nil {
 		return fmt.Errorf("setting up the User controller: %w", err)
 	}
-
+	if err := o.addWebPages(mgr, st, invitations.Metrics); err != nil {
+		return err
+	}
 	if err := (&controllers.UserImportReconciler{
 		Client: mgr.GetClient(),
 		Source: &controllers.SourceLoader{
@@ -244,6 +410,7 @@ func run(args []string) error {
 		return err
 	}
 
-	setupLog.Info("Starting manager", "store", o.storeKind, "dataDir", o.dataDir)
+	setupLog.Info("Starting manager", "store", o.storeKind, "dataDir", o.dataDir, "passwords", st.Capabilities().Passwords,
+		"publicURL", o.publicURL, "webBindAddress", o.webBindAddress, "passwordPolicy", o.policy.String())
 	return mgr.Start(ctrl.SetupSignalHandler())
 }

@@ -1,8 +1,13 @@
 package main
 
 import (
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
+	"time"
+
+	"roster.dev/roster/internal/mail"
 )
 
 func TestParseFlags(t *testing.T) {
@@ -19,6 +24,18 @@ func TestParseFlags(t *testing.T) {
 		{name: "no workers", args: []string{"--user-concurrency=0"}, wantErr: "--user-concurrency"},
 		{name: "undefined flag", args: []string{"--colour=blue"}, wantErr: "colour"},
 		{name: "stray argument", args: []string{"extra"}, wantErr: "unexpected arguments"},
+		{name: "SMTP with STARTTLS", args: []string{"--smtp-url=smtp://mail.example.com", "--mail-from=Acme <id@acme.example.com>"}},
+		{name: "SMTP user with a password file", args: []string{"--smtp-url=smtps://roster@mail.example.com", "--smtp-password-file=/run/secrets/smtp"}},
+		{name: "SMTP password in the URL", args: []string{"--smtp-url=smtp://roster:hunter2@mail.example.com"}, wantErr: "file or an environment variable"},
+		{name: "SMTP user without a password", args: []string{"--smtp-url=smtp://roster@mail.example.com"}, wantErr: "--smtp-password-file"},
+		{name: "two SMTP passwords", args: []string{"--smtp-url=smtp://roster@mail.example.com", "--smtp-password-file=/x", "--smtp-password-env=X"}, wantErr: "not both"},
+		{name: "SMTP password without a server", args: []string{"--smtp-password-env=X"}, wantErr: "--smtp-url"},
+		{name: "plain SMTP scheme", args: []string{"--smtp-url=mail.example.com:25"}, wantErr: "--smtp-url"},
+		{name: "bad sender", args: []string{"--mail-from=not an address"}, wantErr: "--mail-from"},
+		{name: "link life too short", args: []string{"--password-reset-ttl=10s"}, wantErr: "--password-reset-ttl"},
+		{name: "unknown character class", args: []string{"--password-require=lower,emoji"}, wantErr: "emoji"},
+		{name: "custom password policy", args: []string{"--password-min-length=14", "--password-require=none"}},
+		{name: "no submissions", args: []string{"--web-submissions-per-minute=0"}, wantErr: "--web-submissions-per-minute"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -36,6 +53,53 @@ func TestParseFlags(t *testing.T) {
 				t.Errorf("parseFlags error = %v, want one naming %q", err, tc.wantErr)
 			}
 		})
+	}
+}
+
+func TestSMTPPasswordIsReadFromAFileOrTheEnvironment(t *testing.T) {
+	file := filepath.Join(t.TempDir(), "password")
+	if err := os.WriteFile(file, []byte("from-a-file\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	o, err := parseFlags([]string{"--smtp-url=smtp://roster@mail.example.com", "--smtp-password-file=" + file})
+	if err != nil {
+		t.Fatalf("parseFlags: %v", err)
+	}
+	if pw, err := o.smtpPassword(); err != nil || pw != "from-a-file" {
+		t.Errorf("smtpPassword = %q, %v; want the file's content without its newline", pw, err)
+	}
+	t.Setenv("ROSTER_TEST_SMTP_PASSWORD", "from-the-env")
+	o, err = parseFlags([]string{"--smtp-url=smtp://roster@mail.example.com", "--smtp-password-env=ROSTER_TEST_SMTP_PASSWORD"})
+	if err != nil {
+		t.Fatalf("parseFlags: %v", err)
+	}
+	if pw, err := o.smtpPassword(); err != nil || pw != "from-the-env" {
+		t.Errorf("smtpPassword = %q, %v; want the variable's value", pw, err)
+	}
+	o.smtpPasswordEnv = "ROSTER_TEST_UNSET_VARIABLE"
+	if _, err := o.smtpPassword(); err == nil || !strings.Contains(err.Error(), "ROSTER_TEST_UNSET_VARIABLE") {
+		t.Errorf("smtpPassword of an unset variable: err = %v, want one naming it", err)
+	}
+}
+
+func TestOutboxIsTheDefault(t *testing.T) {
+	dir := t.TempDir()
+	o, err := parseFlags([]string{"--data-dir=" + dir})
+	if err != nil {
+		t.Fatalf("parseFlags: %v", err)
+	}
+	inv, err := o.invitations()
+	if err != nil {
+		t.Fatalf("invitations: %v", err)
+	}
+	if _, ok := inv.Sender.(*mail.Outbox); !ok {
+		t.Errorf("sender is %T, want the outbox", inv.Sender)
+	}
+	if inv.InvitationTTL != 7*24*time.Hour || inv.ResetTTL != time.Hour {
+		t.Errorf("link lives = %s and %s, want 7 days and 1 hour", inv.InvitationTTL, inv.ResetTTL)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "outbox")); err != nil {
+		t.Errorf("the outbox folder was not created: %v", err)
 	}
 }
 

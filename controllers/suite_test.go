@@ -1,11 +1,16 @@
 package controllers_test
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
+	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
+	netmail "net/mail"
+	"net/url"
 	"os"
 	"strings"
 	"sync"
@@ -29,9 +34,14 @@ import (
 
 	"roster.dev/roster/api/v1alpha1"
 	"roster.dev/roster/controllers"
+	"roster.dev/roster/internal/invitation"
+	"roster.dev/roster/internal/mail"
+	"roster.dev/roster/internal/mail/mailtest"
+	"roster.dev/roster/internal/password"
 	"roster.dev/roster/internal/store"
 	"roster.dev/roster/internal/store/embedded"
 	"roster.dev/roster/internal/testenv"
+	"roster.dev/roster/internal/web"
 )
 
 // The suite runs one control plane and one manager; each test works in a
@@ -42,9 +52,15 @@ var (
 	importTLS        *httptest.Server
 	importFiles      sync.Map // path -> []byte served by importTLS
 	backend          *faultyStore
+	emb              *embedded.Store
 	storeMetrics     *store.Metrics
+	linkMetrics      *invitation.Metrics
 	apiWrites        = newCounter()
 	passes           = newCounter()
+
+	smtpServer *mailtest.Server // receives every email the suite sends
+	webURL     string           // where the invitation and password pages are
+	logs       = &syncBuffer{}  // everything the manager logged
 )
 
 const defaultRole = "Member"
@@ -54,7 +70,7 @@ func TestMain(m *testing.M) {
 }
 
 func runSuite(m *testing.M) int {
-	ctrl.SetLogger(zap.New(zap.WriteTo(os.Stderr), zap.UseDevMode(true)))
+	ctrl.SetLogger(zap.New(zap.WriteTo(io.MultiWriter(os.Stderr, logs)), zap.UseDevMode(true)))
 	env, cfg, err := testenv.Start()
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
@@ -76,7 +92,7 @@ func runSuite(m *testing.M) int {
 		return 1
 	}
 	defer os.RemoveAll(dir)
-	emb, err := embedded.Open(dir)
+	emb, err = embedded.Open(dir)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
@@ -88,7 +104,10 @@ func runSuite(m *testing.M) int {
 	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
 		Scheme:  scheme,
 		Metrics: metricsserver.Options{BindAddress: "0"},
-		Cache:   cache.Options{DefaultTransform: cache.TransformStripManagedFields()},
+		Cache: cache.Options{
+			DefaultTransform: cache.TransformStripManagedFields(),
+			ByObject:         map[client.Object]cache.ByObject{&corev1.Secret{}: {Label: invitation.SecretSelector()}},
+		},
 	})
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
@@ -98,14 +117,68 @@ func runSuite(m *testing.M) int {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}
+
+	// Emails go through a real SMTP conversation (STARTTLS, AUTH PLAIN) to
+	// a server in this process.
+	if smtpServer, err = mailtest.Start(false); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	defer smtpServer.Close()
+	sender, err := mail.NewSMTP(mail.SMTPConfig{
+		URL: smtpServer.URL, Password: mailtest.Password, TLSConfig: smtpServer.ClientTLS,
+		From: &netmail.Address{Name: "Roster Test", Address: "roster@example.com"}, Timeout: 10 * time.Second,
+	})
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	templates, err := mail.LoadTemplates("")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	linkMetrics = invitation.NewMetrics(prometheus.NewRegistry())
+	st := store.Instrument(backend, storeMetrics, nil)
+
+	// The pages, served the way main serves them: a runnable that needs no
+	// leader, on the manager's cache.
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	webURL = "http://" + ln.Addr().String()
+	publicURL, _ := url.Parse(webURL)
+	if err := web.IndexRecords(context.Background(), mgr.GetFieldIndexer()); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	pages, err := web.New(web.Config{
+		Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), Store: st,
+		Policy: password.Default(), ProductName: "Roster Test", PublicURL: publicURL,
+		SubmissionsPerMinute: 1000, Metrics: linkMetrics, Log: ctrl.Log.WithName("web"),
+	})
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	if err := mgr.Add(&web.Runnable{Listener: ln, Handler: pages}); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
 	ur := &controllers.UserReconciler{
 		Client:                  countingClient(mgr.GetClient()),
-		Store:                   store.Instrument(backend, storeMetrics, nil),
+		Store:                   st,
 		Recorder:                mgr.GetEventRecorder("roster"),
 		Clock:                   clock.RealClock{},
 		DefaultRole:             defaultRole,
 		ResyncPeriod:            time.Second,
 		MaxConcurrentReconciles: 4,
+		Invitations: &controllers.Invitations{
+			Templates: templates, Sender: sender, PublicURL: publicURL, ProductName: "Roster Test",
+			InvitationTTL: 7 * 24 * time.Hour, ResetTTL: time.Hour, Metrics: linkMetrics,
+		},
 	}
 	if err := ur.SetupWithManager(mgr); err != nil {
 		fmt.Fprintln(os.Stderr, err)
@@ -181,9 +254,11 @@ func (noWatch) Watch(context.Context, client.ObjectList, ...client.ListOption) (
 // countingClient counts every write the reconciler makes to the API server.
 func countingClient(c client.Client) client.Client {
 	return interceptor.NewClient(noWatch{c}, interceptor.Funcs{
-		// Every reconcile pass starts by getting its object.
+		// Every reconcile pass starts by getting its User.
 		Get: func(ctx context.Context, c client.WithWatch, key client.ObjectKey, obj client.Object, opts ...client.GetOption) error {
-			passes.add(key.Namespace)
+			if _, ok := obj.(*v1alpha1.User); ok {
+				passes.add(key.Namespace)
+			}
 			return c.Get(ctx, key, obj, opts...)
 		},
 		Create: func(ctx context.Context, c client.WithWatch, obj client.Object, opts ...client.CreateOption) error {
@@ -214,11 +289,39 @@ func countingClient(c client.Client) client.Client {
 }
 
 // faultyStore is the real embedded store with a switch that makes every call
-// fail as an unreachable store would.
+// fail as an unreachable store would, and one that makes it a store without
+// passwords.
 type faultyStore struct {
 	store.Store
-	mu   sync.Mutex
-	down bool
+	mu          sync.Mutex
+	down        bool
+	noPasswords bool
+}
+
+func (f *faultyStore) setNoPasswords(on bool) {
+	f.mu.Lock()
+	f.noPasswords = on
+	f.mu.Unlock()
+}
+
+func (f *faultyStore) Capabilities() store.Capabilities {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	caps := f.Store.Capabilities()
+	if f.noPasswords {
+		caps.Passwords = false
+	}
+	return caps
+}
+
+func (f *faultyStore) SetPassword(ctx context.Context, id, password string) error {
+	if err := f.err(); err != nil {
+		return err
+	}
+	if !f.Capabilities().Passwords {
+		return store.ErrPasswordsUnsupported
+	}
+	return f.Store.SetPassword(ctx, id, password)
 }
 
 func (f *faultyStore) setDown(down bool) {
@@ -278,6 +381,24 @@ func serveImportFile(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	_, _ = w.Write(b.([]byte))
+}
+
+// syncBuffer is a bytes.Buffer safe for the manager's goroutines.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
 }
 
 // newNamespace creates a namespace for one test.

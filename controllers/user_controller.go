@@ -43,6 +43,9 @@ type UserReconciler struct {
 	ResyncPeriod time.Duration
 	// MaxConcurrentReconciles bounds the workers.
 	MaxConcurrentReconciles int
+	// Invitations configures the invitation and password reset emails; nil
+	// sends none.
+	Invitations *Invitations
 }
 
 // Reasons used in conditions and the matching events.
@@ -71,6 +74,7 @@ type userPass struct {
 	observed *store.User // the store user, nil when it is not in the store
 	origin   v1alpha1.UserOrigin
 	summary  *conditions.Summary // set by a step that failed or stalled
+	links    *linkPass           // the token records, once observed
 }
 
 func (p *userPass) set(state conditions.State, reason, format string, args ...any) {
@@ -123,7 +127,10 @@ func (r *UserReconciler) Reconcile(ctx context.Context, req ctrl.Request) (resul
 	if err := r.ensureUpToDate(ctx, user, pass); err != nil {
 		return ctrl.Result{}, r.storeFailed(pass, "updating", err)
 	}
-	return ctrl.Result{RequeueAfter: r.resyncAfter()}, nil
+	if err := r.ensureLinks(ctx, user, pass); err != nil {
+		return requeueOnConflict(err)
+	}
+	return ctrl.Result{RequeueAfter: r.nextCheck(pass)}, nil
 }
 
 // ensureFinalizer adds the finalizer before anything is written to the store,
@@ -355,6 +362,7 @@ func (r *UserReconciler) computeStatus(user *v1alpha1.User, pass *userPass, err 
 		// Not in the store, or not known because the store did not answer.
 		st.Phase = v1alpha1.UserPending
 	}
+	r.computeLinkStatus(user, pass)
 
 	if pass.summary == nil {
 		switch {
@@ -386,13 +394,15 @@ func (r *UserReconciler) resyncAfter() time.Duration {
 	return r.ResyncPeriod + time.Duration(rand.Int64N(int64(r.ResyncPeriod/10)+1))
 }
 
-// SetupWithManager registers the controller: it reacts to spec changes and
-// request annotations, and wakes the Users that share an email when one of
-// them is deleted.
+// SetupWithManager registers the controller: it reacts to spec changes,
+// request annotations and used links, and wakes the Users that share an email
+// when one of them is deleted.
 func (r *UserReconciler) SetupWithManager(mgr ctrl.Manager) error {
 	return ctrl.NewControllerManagedBy(mgr).
 		For(&v1alpha1.User{}, builder.WithPredicates(userChanged())).
 		Watches(&v1alpha1.User{}, handler.EnqueueRequestsFromMapFunc(r.usersSharingEmail), builder.WithPredicates(onDelete())).
+		// A token record changes when a person uses a link on the web pages.
+		Owns(&corev1.Secret{}).
 		WithOptions(controller.Options{MaxConcurrentReconciles: max(1, r.MaxConcurrentReconciles)}).
 		Named("user").
 		Complete(r)

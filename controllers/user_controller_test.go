@@ -217,6 +217,10 @@ func TestDuplicateEmailAcrossNamespaces(t *testing.T) {
 	email := "twin@" + ns1 + ".example.com"
 	g.Expect(k8s.Create(t.Context(), newUser(ns1, "first", email))).To(Succeed())
 	first := waitFor(t, ns1, "first", hasPhase(v1alpha1.UserInvited))
+	// Creation times have a resolution of one second and ties go to the
+	// lower namespace, which is random here: let the clock move on so that
+	// the first User is the older one.
+	g.Eventually(func() bool { return time.Now().After(first.CreationTimestamp.Add(time.Second)) }, timeout, tick).Should(BeTrue())
 
 	g.Expect(k8s.Create(t.Context(), newUser(ns2, "second", strings.ToUpper(email)))).To(Succeed())
 	second := waitFor(t, ns2, "second", func(g Gomega, u *v1alpha1.User) {

@@ -26,6 +26,7 @@ trap 'exit 130' INT TERM
 echo "==> Building the operator and the local control plane runner"
 go build -o bin/manager .
 go build -o bin/localcluster ./hack/localcluster
+go build -o bin/outboxlink ./hack/outboxlink
 
 echo "==> Starting a local control plane (kube-apiserver ${KUBE_VERSION:-} and etcd)"
 bin/localcluster --write-kubeconfig "${KUBECONFIG}" >"${demo}/controlplane.log" 2>&1 &
@@ -42,6 +43,7 @@ echo "==> Starting the operator (embedded store in ${demo}/data, outbox in ${dem
 bin/manager --data-dir="${demo}/data" --outbox-dir="${demo}/outbox" \
   --metrics-bind-address=0 --health-probe-bind-address=127.0.0.1:18081 \
   --web-bind-address=127.0.0.1:18082 --public-url=http://127.0.0.1:18082 \
+  --product-name="Roster demo" \
   >"${demo}/manager.log" 2>&1 &
 pids+=($!)
 
@@ -60,10 +62,25 @@ echo
 kubectl get users --field-selector status.phase=Inactive
 echo
 
+# The operator wrote each invitation into the outbox; show Ada's link, which
+# a real deployment would only ever send by email.
+link=""
+for _ in $(seq 1 30); do
+  link=$(bin/outboxlink --outbox "${demo}/outbox" --to ada@example.com 2>/dev/null || true)
+  [[ -n "${link}" ]] && break
+  sleep 1
+done
+
 cat <<MSG
 The demo is running.
   kubeconfig:   export KUBECONFIG=${KUBECONFIG}
-  try:          kubectl get users -w
+  invitation:   Ada's invitation email is in ${demo}/outbox. Open its link,
+                choose a password, and watch ada turn Active:
+                  ${link:-(not sent yet: see ${demo}/manager.log)}
+                  kubectl get users -w
+  try:          kubectl annotate user ada iam.roster.dev/reset-password="\$(date +%s)" --overwrite
+                bin/outboxlink --outbox ${demo}/outbox --to ada@example.com --kind reset
+                kubectl annotate user grace iam.roster.dev/resend-invitation="\$(date +%s)" --overwrite
                 kubectl patch user alan --type=merge -p '{"spec":{"deactivated":false}}'
                 kubectl get users --field-selector status.phase=Invited
   logs:         ${demo}/manager.log, ${demo}/controlplane.log

@@ -53,10 +53,11 @@ const (
 	OpCreateUser      = "CreateUser"
 	OpUpdateUser      = "UpdateUser"
 	OpDeleteUser      = "DeleteUser"
+	OpSetPassword     = "SetPassword"
 )
 
 // WriteOperations are the operations that change the store.
-var WriteOperations = []string{OpCreateUser, OpUpdateUser, OpDeleteUser}
+var WriteOperations = []string{OpCreateUser, OpUpdateUser, OpDeleteUser, OpSetPassword}
 
 // Instrument wraps s so that every call is rate limited by limiter (nil for
 // no limit) and counted in m.
@@ -109,6 +110,10 @@ func (i *instrumented) UpdateUser(ctx context.Context, id string, update UserUpd
 
 func (i *instrumented) DeleteUser(ctx context.Context, id string) error {
 	return i.observe(ctx, OpDeleteUser, func() error { return i.Store.DeleteUser(ctx, id) })
+}
+
+func (i *instrumented) SetPassword(ctx context.Context, id, password string) error {
+	return i.observe(ctx, OpSetPassword, func() error { return i.Store.SetPassword(ctx, id, password) })
 }
 
 func counterValue(c prometheus.Counter) float64 {

@@ -3,9 +3,9 @@
 // the pure functions that decide what a store object needs.
 //
 // The port is shaped like crossplane-runtime's external client: reads
-// (GetUser, FindUserByEmail) have no side effects, and CreateUser, UpdateUser
-// and DeleteUser are idempotent, so a controller can observe, compare and
-// then write only what differs.
+// (GetUser, FindUserByEmail) have no side effects, and CreateUser, UpdateUser,
+// DeleteUser and SetPassword are idempotent, so a controller can observe,
+// compare and then write only what differs.
 package store
 
 import (
@@ -23,6 +23,13 @@ var (
 	ErrAlreadyExists = errors.New("already exists in the store")
 	// ErrUnavailable means the store could not be reached; try again later.
 	ErrUnavailable = errors.New("store unavailable")
+	// ErrPasswordsUnsupported means the store does not accept passwords set
+	// by Roster (its Capabilities say so); people sign in another way, such
+	// as single sign-on.
+	ErrPasswordsUnsupported = errors.New("the store does not accept passwords")
+	// ErrPasswordRejected means the store refused a password, for example by
+	// a policy of its own. The wrapping error says why, without the password.
+	ErrPasswordRejected = errors.New("the store refused the password")
 )
 
 // Capabilities says what a store supports, so controllers ask instead of
@@ -136,6 +143,11 @@ type Store interface {
 	UpdateUser(ctx context.Context, id string, update UserUpdate) (User, error)
 	// DeleteUser removes a user. A user already gone is not an error.
 	DeleteUser(ctx context.Context, id string) error
+	// SetPassword sets the user's password and marks the user activated. The
+	// store keeps only a one-way hash (or hands the password to a directory
+	// that does). It returns ErrNotFound for a missing user and
+	// ErrPasswordsUnsupported when Capabilities().Passwords is false.
+	SetPassword(ctx context.Context, id, password string) error
 
 	// Close releases the store's resources.
 	Close() error

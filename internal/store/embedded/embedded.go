@@ -96,6 +96,9 @@ type record struct {
 	Activated   bool              `json:"activated,omitempty"`
 	LastLoginAt *time.Time        `json:"lastLoginAt,omitempty"`
 	CreatedAt   time.Time         `json:"createdAt"`
+	// PasswordHash is an argon2id hash in the PHC string format; the
+	// password itself is never written.
+	PasswordHash string `json:"passwordHash,omitempty"`
 }
 
 func (r record) user() store.User {
@@ -216,4 +219,72 @@ func (s *Store) DeleteUser(ctx context.Context, id string) error {
 		}
 		return tx.Bucket(bucketUsers).Delete([]byte(id))
 	})
+}
+
+// SetPassword implements store.Store. It keeps an argon2id hash of the
+// password and marks the user activated.
+func (s *Store) SetPassword(ctx context.Context, id, password string) error {
+	if password == "" {
+		return fmt.Errorf("user %q: an empty password: %w", id, store.ErrPasswordRejected)
+	}
+	// Hash outside the transaction: argon2id is slow on purpose, and bbolt
+	// allows one writer at a time.
+	hash, err := hashPassword(password)
+	if err != nil {
+		return fmt.Errorf("hashing the password of user %q: %w", id, err)
+	}
+	return s.db.Update(func(tx *bolt.Tx) error {
+		r, err := getRecord(tx, id)
+		if err != nil {
+			return err
+		}
+		r.PasswordHash, r.Activated = hash, true
+		return putRecord(tx, r)
+	})
+}
+
+// ErrInvalidCredentials means Authenticate did not accept the email and
+// password: unknown user, wrong password, no password set or deactivated.
+var ErrInvalidCredentials = errors.New("invalid email or password")
+
+// Authenticate checks a user's password the way a platform's login would and
+// records the login: the user's last login time is set and the user counts as
+// activated from then on. It exists so that the embedded store reports logins
+// like a directory does (its Capabilities include LoginTimes).
+func (s *Store) Authenticate(ctx context.Context, email, password string) (store.User, error) {
+	u, err := s.FindUserByEmail(ctx, email)
+	if errors.Is(err, store.ErrNotFound) {
+		return store.User{}, ErrInvalidCredentials
+	}
+	if err != nil {
+		return store.User{}, err
+	}
+	var hash string
+	if err := s.db.View(func(tx *bolt.Tx) error {
+		r, err := getRecord(tx, u.ID)
+		hash = r.PasswordHash
+		return err
+	}); err != nil {
+		return store.User{}, err
+	}
+	if u.Disabled || hash == "" || !verifyPassword(hash, password) {
+		return store.User{}, ErrInvalidCredentials
+	}
+	return s.RecordLogin(ctx, u.ID)
+}
+
+// RecordLogin records that the user logged in now, through whatever means
+// the platform uses (a password or single sign-on): it sets the last login
+// time and marks the user activated.
+func (s *Store) RecordLogin(ctx context.Context, id string) (store.User, error) {
+	var r record
+	err := s.db.Update(func(tx *bolt.Tx) (err error) {
+		if r, err = getRecord(tx, id); err != nil {
+			return err
+		}
+		now := s.now().UTC()
+		r.LastLoginAt, r.Activated = &now, true
+		return putRecord(tx, r)
+	})
+	return r.user(), err
 }

@@ -35,6 +35,8 @@ func Run(t *testing.T, newStore Factory) {
 		{"DeactivateAndReactivate", testDeactivateAndReactivate},
 		{"DeleteIsIdempotent", testDeleteIsIdempotent},
 		{"ConcurrentUse", testConcurrentUse},
+		{"SetPasswordActivates", testSetPasswordActivates},
+		{"SetPasswordOfMissingUser", testSetPasswordOfMissingUser},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -265,6 +267,63 @@ func testConcurrentUse(t *testing.T, s store.Store) {
 				t.Errorf("w%d-%d Role = %q, want Member", w, i, u.Role)
 			}
 		}
+	}
+}
+
+func testSetPasswordActivates(t *testing.T, s store.Store) {
+	ctx := context.Background()
+	created, err := s.CreateUser(ctx, store.User{Email: email(t, "barbara"), FirstName: "Barbara", LastName: "Liskov", Role: "Member"})
+	if err != nil {
+		t.Fatalf("CreateUser: %v", err)
+	}
+	const password = "Substitution-1987"
+	err = s.SetPassword(ctx, created.ID, password)
+	if !s.Capabilities().Passwords {
+		if !errors.Is(err, store.ErrPasswordsUnsupported) {
+			t.Errorf("SetPassword on a store without passwords: err = %v, want ErrPasswordsUnsupported", err)
+		}
+		return
+	}
+	if err != nil {
+		t.Fatalf("SetPassword: %v", err)
+	}
+	got, err := s.GetUser(ctx, created.ID)
+	if err != nil {
+		t.Fatalf("GetUser: %v", err)
+	}
+	if !got.Activated {
+		t.Error("user is not activated after SetPassword")
+	}
+	want := created
+	want.Activated = true
+	if diff := cmp.Diff(want, got, cmpopts.IgnoreFields(store.User{}, "LastLoginAt")); diff != "" {
+		t.Errorf("SetPassword changed other fields (-want +got):\n%s", diff)
+	}
+	if strings.Contains(fmt.Sprintf("%+v", got), password) {
+		t.Error("the password shows in the user the store returns")
+	}
+	// Setting it again (a reset) works the same way.
+	if err := s.SetPassword(ctx, created.ID, password+"!"); err != nil {
+		t.Errorf("second SetPassword: %v", err)
+	}
+}
+
+func testSetPasswordOfMissingUser(t *testing.T, s store.Store) {
+	ctx := context.Background()
+	created, err := s.CreateUser(ctx, store.User{Email: email(t, "ghost"), FirstName: "Ghost", LastName: "User"})
+	if err != nil {
+		t.Fatalf("CreateUser: %v", err)
+	}
+	if err := s.DeleteUser(ctx, created.ID); err != nil {
+		t.Fatalf("DeleteUser: %v", err)
+	}
+	err = s.SetPassword(ctx, created.ID, "Vanished-Without-Trace-1")
+	want := store.ErrNotFound
+	if !s.Capabilities().Passwords {
+		want = store.ErrPasswordsUnsupported
+	}
+	if !errors.Is(err, want) {
+		t.Errorf("SetPassword of a deleted user: err = %v, want %v", err, want)
 	}
 }
 

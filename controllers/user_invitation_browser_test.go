@@ -1,0 +1,208 @@
+package controllers_test
+
+import (
+	"context"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/chromedp/cdproto/cdp"
+	"github.com/chromedp/cdproto/emulation"
+	"github.com/chromedp/chromedp"
+	. "github.com/onsi/gomega"
+
+	"roster.dev/roster/api/v1alpha1"
+)
+
+// browser starts headless Chromium for one test. Without Chromium the test is
+// skipped on a workstation and fails in CI (CI=true), which installs it.
+func browser(t *testing.T, javascript bool) context.Context {
+	t.Helper()
+	var path string
+	for _, name := range []string{"chromium", "chromium-browser", "google-chrome", "google-chrome-stable"} {
+		if p, err := exec.LookPath(name); err == nil {
+			path = p
+			break
+		}
+	}
+	if path == "" {
+		if os.Getenv("CI") == "true" {
+			t.Fatal("Chromium is not installed; CI must install it (apt-get install -y chromium)")
+		}
+		t.Skip("Chromium is not installed (apt-get install -y chromium); skipping the browser test outside CI")
+	}
+	opts := append(chromedp.DefaultExecAllocatorOptions[:],
+		chromedp.ExecPath(path),
+		chromedp.NoSandbox, // tests may run as root, where Chromium's sandbox refuses to start
+		chromedp.Flag("disable-dev-shm-usage", true),
+		chromedp.WindowSize(420, 900), // a phone
+	)
+	// The deadline bounds the whole browser, which lives as long as the
+	// context of the first Run.
+	life, cancelLife := context.WithTimeout(context.Background(), 5*time.Minute)
+	alloc, cancelAlloc := chromedp.NewExecAllocator(life, opts...)
+	ctx, cancelCtx := chromedp.NewContext(alloc)
+	t.Cleanup(func() { cancelCtx(); cancelAlloc(); cancelLife() })
+	err := chromedp.Do(ctx, chromedp.Func(func(ctx context.Context, tgt *chromedp.Target) error {
+		_, err := cdp.Call(ctx, tgt, emulation.SetScriptExecutionDisabled, emulation.SetScriptExecutionDisabledParams{Value: !javascript})
+		return err
+	}))
+	if err != nil {
+		t.Fatalf("starting Chromium: %v", err)
+	}
+	return ctx
+}
+
+// screenshot saves the page when ROSTER_SCREENSHOT_DIR is set, to look at
+// the pages by eye.
+func screenshot(t *testing.T, ctx context.Context, name string) {
+	dir := os.Getenv("ROSTER_SCREENSHOT_DIR")
+	if dir == "" {
+		return
+	}
+	png, err := chromedp.Run(ctx, chromedp.FullScreenshot(100))
+	if err != nil {
+		t.Errorf("screenshot %s: %v", name, err)
+		return
+	}
+	if err := os.WriteFile(filepath.Join(dir, name+".png"), png, 0o644); err != nil {
+		t.Errorf("screenshot %s: %v", name, err)
+	}
+}
+
+// typePasswords types into the two fields, after what they hold.
+func typePasswords(pw, confirm string) chromedp.Action[chromedp.Void] {
+	return chromedp.Steps(
+		chromedp.SendKeys(chromedp.CSS("#password"), pw),
+		chromedp.SendKeys(chromedp.CSS("#confirm"), confirm),
+	)
+}
+
+func submit() chromedp.Action[chromedp.Void] {
+	return chromedp.Click(chromedp.CSS("button[type=submit]"))
+}
+
+// do runs the actions with a deadline of their own.
+func do(ctx context.Context, actions ...chromedp.Action[chromedp.Void]) error {
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	return chromedp.Do(ctx, actions...)
+}
+
+// open loads the page at link and waits until the element is visible. A
+// navigation whose load event the browser never reports (seen on a busy
+// machine) is tried again rather than waited on forever.
+func open(t *testing.T, ctx context.Context, link, css string) {
+	t.Helper()
+	NewWithT(t).Eventually(func() error {
+		return do(ctx, chromedp.Navigate(link), chromedp.WaitVisible(chromedp.CSS(css)))
+	}, 3*timeout, tick).Should(Succeed(), "opening the link")
+}
+
+// text waits for the element to be visible and returns its text.
+func text(t *testing.T, ctx context.Context, css string) string {
+	t.Helper()
+	if err := do(ctx, chromedp.WaitVisible(chromedp.CSS(css))); err != nil {
+		t.Fatalf("waiting for %s: %v", css, err)
+	}
+	tctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	v, err := chromedp.Run(tctx, chromedp.Text(chromedp.CSS(css)))
+	if err != nil {
+		t.Fatalf("reading %s: %v", css, err)
+	}
+	return strings.TrimSpace(v)
+}
+
+// A person opens the invitation in a browser, is refused a weak password
+// with the rules shown (by the page's script), chooses a strong one and
+// sees the success page; the User becomes Active.
+func TestBrowserAcceptsAnInvitation(t *testing.T) {
+	ctx := browser(t, true)
+	g := NewWithT(t)
+	ns := newNamespace(t)
+	addr := "browser@" + ns + ".example.com"
+	g.Expect(k8s.Create(t.Context(), newUser(ns, "browser", addr))).To(Succeed())
+	link := waitForEmails(t, addr, "invitation", 1)[0].link
+
+	open(t, ctx, link, "#password")
+	g.Expect(text(t, ctx, "h1")).To(Equal("Accept your invitation"))
+	screenshot(t, ctx, "invitation-form")
+
+	g.Expect(do(ctx, typePasswords("weak", "weak"), submit())).To(Succeed())
+	problems := text(t, ctx, "#problems")
+	for _, rule := range []string{"At least 10 characters", "An uppercase letter", "A digit", "A special character"} {
+		g.Expect(problems).To(ContainSubstring(rule))
+	}
+	g.Expect(problems).NotTo(ContainSubstring("A lowercase letter"), "a met rule is not listed")
+	lower, err := chromedp.Run(ctx, chromedp.AttributeValue(chromedp.CSS(`#rules li[data-rule="lower"]`), "class"))
+	g.Expect(err).NotTo(HaveOccurred())
+	g.Expect(lower.Value).To(ContainSubstring("met"), "the rule list shows what is met as the person types")
+	screenshot(t, ctx, "invitation-weak")
+	g.Expect(get(g, t.Context(), ns, "browser").Status.Phase).To(Equal(v1alpha1.UserInvited))
+
+	// The page kept what was typed (nothing was sent); typing on makes it
+	// strong.
+	more := "-Headless-Chromium-2026"
+	choose("weak" + more)
+	g.Expect(do(ctx, typePasswords(more, more), submit())).To(Succeed())
+	g.Expect(text(t, ctx, ".message.success h1")).To(Equal("You're all set"))
+	screenshot(t, ctx, "invitation-done")
+	waitFor(t, ns, "browser", hasPhase(v1alpha1.UserActive))
+
+	// Opening the link again shows a plain page without a form.
+	open(t, ctx, link, ".message:not(.success)")
+	g.Expect(text(t, ctx, ".message h1")).To(Equal("This link has already been used"))
+	forms, err := chromedp.Run(ctx, chromedp.Evaluate[int](`document.forms.length`))
+	g.Expect(err).NotTo(HaveOccurred())
+	g.Expect(forms).To(BeZero())
+	screenshot(t, ctx, "invitation-used")
+}
+
+// The same for a password reset, with JavaScript off: the server refuses
+// the weak password and lists the rules it misses.
+func TestBrowserResetsAPasswordWithoutJavaScript(t *testing.T) {
+	ctx := browser(t, false)
+	g := NewWithT(t)
+	ns := newNamespace(t)
+	addr := "reset-browser@" + ns + ".example.com"
+	g.Expect(k8s.Create(t.Context(), newUser(ns, "forgetful", addr))).To(Succeed())
+	got := waitFor(t, ns, "forgetful", hasPhase(v1alpha1.UserInvited))
+	old := choose("Set-Out-Of-Band-1")
+	g.Expect(emb.SetPassword(t.Context(), got.Status.StoreID, old)).To(Succeed())
+	waitFor(t, ns, "forgetful", hasPhase(v1alpha1.UserActive))
+
+	annotate(t, ns, "forgetful", v1alpha1.ResetPasswordAnnotation, "browser")
+	link := waitForEmails(t, addr, "reset", 1)[0].link
+
+	open(t, ctx, link, "#password")
+	g.Expect(text(t, ctx, "h1")).To(Equal("Choose a new password"))
+	screenshot(t, ctx, "reset-form")
+
+	g.Expect(do(ctx, typePasswords("alllowercase1", "alllowercase1"), submit())).To(Succeed())
+	problems := text(t, ctx, "#problems")
+	g.Expect(problems).To(ContainSubstring("An uppercase letter"))
+	g.Expect(problems).To(ContainSubstring("A special character"))
+	g.Expect(problems).NotTo(ContainSubstring("A digit"))
+	screenshot(t, ctx, "reset-weak")
+
+	// The server's answer is a fresh form: it never sends a password back.
+	strong := choose("Remembered-At-Last-7")
+	g.Expect(do(ctx, typePasswords(strong, strong), submit())).To(Succeed())
+	g.Expect(text(t, ctx, ".message.success h1")).To(Equal("Your password has been changed"))
+	screenshot(t, ctx, "reset-done")
+
+	_, err := emb.Authenticate(t.Context(), addr, strong)
+	g.Expect(err).NotTo(HaveOccurred())
+	got = waitFor(t, ns, "forgetful", func(g Gomega, u *v1alpha1.User) {
+		g.Expect(u.Status.PasswordResetAt).NotTo(BeNil())
+		g.Expect(u.Status.LastLoginAt).NotTo(BeNil())
+	})
+	g.Expect(got.Status.Phase).To(Equal(v1alpha1.UserActive))
+
+	open(t, ctx, link, ".message:not(.success)")
+	g.Expect(text(t, ctx, ".message h1")).To(Equal("This link has already been used"))
+}

@@ -1,0 +1,175 @@
+package controllers
+
+import (
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"roster.dev/roster/api/v1alpha1"
+	"roster.dev/roster/internal/invitation"
+)
+
+var now = time.Date(2026, 3, 2, 9, 30, 0, 0, time.UTC)
+
+// sent is a record of a token sent an hour ago, in answer to request.
+func sent(request string) *invitation.Record {
+	tok, _ := invitation.New("uid")
+	var r invitation.Record
+	r.Issue(tok, now.Add(-time.Hour), 7*24*time.Hour)
+	r.MarkSent(now.Add(-time.Hour), request)
+	return &r
+}
+
+func TestInvitationAction(t *testing.T) {
+	unsent := func() *invitation.Record {
+		r := sent("")
+		tok, _ := invitation.New("uid")
+		r.Issue(tok, now, time.Hour)
+		return r
+	}()
+	revoked := func() *invitation.Record { r := sent(""); r.Revoke(now); return r }()
+	expired := func() *invitation.Record { r := sent(""); r.ExpiresAt = now.Add(-time.Minute); return r }()
+	base := LinkInput{Passwords: true, Invite: true, Phase: v1alpha1.UserInvited}
+	with := func(f func(*LinkInput)) LinkInput { in := base; f(&in); return in }
+	cases := []struct {
+		reason string
+		in     LinkInput
+		want   LinkAction
+	}{
+		{"never sent: send", base, LinkAction{Send: true}},
+		{"sent: a resync does nothing", with(func(in *LinkInput) { in.Record = sent("") }), LinkAction{}},
+		{"expired: not resent by itself", with(func(in *LinkInput) { in.Record = expired }), LinkAction{}},
+		{"issued but not marked sent (a failed send or a crash): send", with(func(in *LinkInput) { in.Record = unsent }), LinkAction{Send: true}},
+		{"a new resend request: send", with(func(in *LinkInput) { in.Record = sent(""); in.Request = "2" }), LinkAction{Send: true}},
+		{"a handled resend request: nothing", with(func(in *LinkInput) { in.Record = sent("2"); in.Request = "2"; in.LastHandled = "2" }), LinkAction{}},
+		{"invite turned off: revoke", with(func(in *LinkInput) { in.Invite = false; in.Record = sent("") }), LinkAction{Revoke: true}},
+		{"invite off and already revoked: nothing", with(func(in *LinkInput) { in.Invite = false; in.Record = revoked }), LinkAction{}},
+		{"invite off from the start: nothing", with(func(in *LinkInput) { in.Invite = false }), LinkAction{}},
+		{"invite back on after a revoke: send", with(func(in *LinkInput) { in.Record = revoked }), LinkAction{Send: true}},
+		{"Active: nothing", with(func(in *LinkInput) { in.Phase = v1alpha1.UserActive; in.Record = sent("") }), LinkAction{}},
+		{"deactivated: nothing", with(func(in *LinkInput) { in.Phase = v1alpha1.UserInactive }), LinkAction{}},
+		{"no passwords: nothing", with(func(in *LinkInput) { in.Passwords = false }), LinkAction{}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.reason, func(t *testing.T) {
+			if diff := cmp.Diff(tc.want, InvitationAction(tc.in)); diff != "" {
+				t.Errorf("InvitationAction (-want +got):\n%s", diff)
+			}
+		})
+	}
+	for _, in := range []LinkInput{
+		with(func(in *LinkInput) { in.Phase = v1alpha1.UserActive; in.Request = "x" }),
+		with(func(in *LinkInput) { in.Phase = v1alpha1.UserInactive; in.Request = "x" }),
+		with(func(in *LinkInput) { in.Invite = false; in.Request = "x" }),
+		with(func(in *LinkInput) { in.Passwords = false; in.Request = "x" }),
+	} {
+		if a := InvitationAction(in); a.Send || a.Decline == "" {
+			t.Errorf("a resend request that cannot be acted on (%+v) gives %+v, want it declined", in, a)
+		}
+	}
+}
+
+func TestResetAction(t *testing.T) {
+	base := LinkInput{Passwords: true, Invite: true, Phase: v1alpha1.UserActive, Request: "r1"}
+	with := func(f func(*LinkInput)) LinkInput { in := base; f(&in); return in }
+	cases := []struct {
+		reason   string
+		in       LinkInput
+		send     bool
+		declined bool
+	}{
+		{"a new request for an Active user: send", base, true, false},
+		{"no request: nothing", with(func(in *LinkInput) { in.Request = "" }), false, false},
+		{"a handled request: nothing", with(func(in *LinkInput) { in.LastHandled = "r1" }), false, false},
+		{"not activated yet: declined", with(func(in *LinkInput) { in.Phase = v1alpha1.UserInvited }), false, true},
+		{"deactivated: declined", with(func(in *LinkInput) { in.Phase = v1alpha1.UserInactive }), false, true},
+		{"no passwords: declined", with(func(in *LinkInput) { in.Passwords = false }), false, true},
+	}
+	for _, tc := range cases {
+		t.Run(tc.reason, func(t *testing.T) {
+			a := ResetAction(tc.in)
+			if a.Send != tc.send || (a.Decline != "") != tc.declined || a.Revoke {
+				t.Errorf("ResetAction = %+v, want send=%v declined=%v", a, tc.send, tc.declined)
+			}
+		})
+	}
+}
+
+// The record is written before the status: a pass that sees the record of a
+// request but a status that has not caught up must not send again.
+func TestLastHandledPrefersTheRecordOfTheCurrentRequest(t *testing.T) {
+	user := &v1alpha1.User{}
+	user.Annotations = map[string]string{v1alpha1.ResetPasswordAnnotation: "second"}
+	user.Status.LastHandledResetPassword = "first"
+	cases := []struct {
+		reason string
+		rec    *invitation.Record
+		status string
+		want   string
+	}{
+		{"the status lags behind the record", sent("second"), "first", "second"},
+		{"the record answered an older request", sent("first"), "first", "first"},
+		{"no record", nil, "first", "first"},
+		{"the status was lost", sent("first"), "", "first"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.reason, func(t *testing.T) {
+			user.Status.LastHandledResetPassword = tc.status
+			if got := lastHandled(user, invitation.PurposeReset, tc.rec); got != tc.want {
+				t.Errorf("lastHandled = %q, want %q", got, tc.want)
+			}
+		})
+	}
+}
+
+func TestInvitationCondition(t *testing.T) {
+	accepted := func() *invitation.Record { r := sent(""); r.Claim(now); r.Complete(now); return r }()
+	expired := func() *invitation.Record { r := sent(""); r.ExpiresAt = now.Add(-time.Minute); return r }()
+	revoked := func() *invitation.Record { r := sent(""); r.Revoke(now); return r }()
+	base := LinkInput{Passwords: true, Invite: true, Phase: v1alpha1.UserInvited}
+	with := func(f func(*LinkInput)) LinkInput { in := base; f(&in); return in }
+	cases := []struct {
+		reason string
+		in     LinkInput
+		want   string
+		status metav1.ConditionStatus
+	}{
+		{"not sent", base, ReasonInvitationPending, metav1.ConditionFalse},
+		{"sent", with(func(in *LinkInput) { in.Record = sent("") }), ReasonInvitationSent, metav1.ConditionTrue},
+		{"expired", with(func(in *LinkInput) { in.Record = expired }), ReasonInvitationExpired, metav1.ConditionFalse},
+		{"revoked", with(func(in *LinkInput) { in.Invite = false; in.Record = revoked }), ReasonInvitationRevoked, metav1.ConditionFalse},
+		{"never wanted", with(func(in *LinkInput) { in.Invite = false }), ReasonInvitationDisabled, metav1.ConditionFalse},
+		{"accepted", with(func(in *LinkInput) { in.Phase = v1alpha1.UserActive; in.Record = accepted }), ReasonInvitationAccepted, metav1.ConditionTrue},
+		{"activated by a login", with(func(in *LinkInput) { in.Phase = v1alpha1.UserActive; in.Record = sent("") }), ReasonActivatedWithoutLink, metav1.ConditionTrue},
+		{"deactivated", with(func(in *LinkInput) { in.Phase = v1alpha1.UserInactive }), ReasonDeactivatedNoInvite, metav1.ConditionFalse},
+		{"no passwords", with(func(in *LinkInput) { in.Passwords = false }), ReasonPasswordsNotSupported, metav1.ConditionFalse},
+	}
+	for _, tc := range cases {
+		t.Run(tc.reason, func(t *testing.T) {
+			c := InvitationCondition(tc.in, "embedded", now)
+			if c == nil || c.Reason != tc.want || c.Status != tc.status {
+				t.Fatalf("InvitationCondition = %+v, want reason %s and status %s", c, tc.want, tc.status)
+			}
+			if c.Message == "" || c.Message[len(c.Message)-1] != '.' {
+				t.Errorf("message %q is not a sentence", c.Message)
+			}
+		})
+	}
+	if c := InvitationCondition(LinkInput{Phase: v1alpha1.UserPending}, "embedded", now); c != nil {
+		t.Errorf("a user not in the store has an Invitation condition: %+v", c)
+	}
+}
+
+func TestInvitationStatus(t *testing.T) {
+	if got := InvitationStatus(nil); got != nil {
+		t.Errorf("InvitationStatus(nil) = %+v, want nil", got)
+	}
+	rec := sent("")
+	got := InvitationStatus(rec)
+	want := &v1alpha1.InvitationStatus{SendCount: 1, SentAt: metaTime(rec.SentAt), ExpiresAt: metaTime(rec.ExpiresAt)}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("InvitationStatus (-want +got):\n%s", diff)
+	}
+}

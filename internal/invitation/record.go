@@ -1,0 +1,227 @@
+package invitation
+
+import (
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"strconv"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/labels"
+)
+
+// Labels on the Secrets that hold token records. The operator's cache holds
+// only Secrets with SecretSelector, never the cluster's other Secrets.
+const (
+	// LabelManagedBy marks the Secrets Roster writes.
+	LabelManagedBy = "app.kubernetes.io/managed-by"
+	// ManagedBy is LabelManagedBy's value.
+	ManagedBy = "roster"
+	// LabelPurpose holds the record's Purpose.
+	LabelPurpose = "iam.roster.dev/token-purpose"
+	// LabelUserUID holds the UID of the User the record belongs to.
+	LabelUserUID = "iam.roster.dev/user-uid"
+)
+
+// SecretSelector selects the Secrets that hold token records.
+func SecretSelector() labels.Selector {
+	sel, _ := labels.Parse(LabelPurpose) // every record carries the label
+	return sel
+}
+
+// SecretName is the name of the Secret holding the record of the User's
+// token for the purpose. There is one per User and purpose, so a new token
+// replaces the older one's hash: the older link stops working.
+func SecretName(p Purpose, uid string) string { return "roster-" + string(p) + "-" + uid }
+
+// IndexKey is the value of the field index that finds a record from a token.
+func IndexKey(p Purpose, uid string) string { return string(p) + "/" + uid }
+
+// IndexField names the field index over record Secrets.
+const IndexField = "roster.token"
+
+// IndexValue is the index value of a record Secret, or nothing for another
+// Secret.
+func IndexValue(s *corev1.Secret) []string {
+	p, uid := s.Labels[LabelPurpose], s.Labels[LabelUserUID]
+	if p == "" || uid == "" {
+		return nil
+	}
+	return []string{IndexKey(Purpose(p), uid)}
+}
+
+// Record is what the cluster knows of a User's token for one purpose, kept in
+// a Secret owned by the User.
+//
+// Why a Secret and not the User's status: readers of Users (often everyone
+// on a team) see status, while RBAC treats Secrets as sensitive; the record
+// outlives a lost status, so a restored status does not resend anything;
+// and the web pages, served by every replica, can claim a token with an
+// optimistic-locked write to the Secret without racing the controller's
+// status writes.
+type Record struct {
+	// Hash is the SHA-256 of the outstanding token's secret part, nil when
+	// no token is outstanding (none issued, used or revoked).
+	Hash []byte
+	// IssuedAt and ExpiresAt bound the outstanding token's life.
+	IssuedAt  time.Time
+	ExpiresAt time.Time
+	// SentAt is when the email carrying the token was handed to the mail
+	// server; zero until then, so an unsent token is issued again.
+	SentAt time.Time
+	// SendCount counts the emails sent for this purpose.
+	SendCount int32
+	// Request is the request annotation's value the newest token answered.
+	Request string
+	// UsedAt is when a person submitted the token; CompletedAt is when the
+	// store accepted their password.
+	UsedAt      time.Time
+	CompletedAt time.Time
+	// RevokedAt is when the outstanding token was revoked (spec.invite set
+	// to false).
+	RevokedAt time.Time
+}
+
+// Errors from Check, worded for the page a person sees.
+var (
+	// ErrVoided means the token does not match the record: a newer one
+	// replaced it, it was revoked, or it was tampered with.
+	ErrVoided = errors.New("the link has been replaced or cancelled")
+	// ErrUsed means the token was used already.
+	ErrUsed = errors.New("the link has been used")
+	// ErrExpired means the token's life is over.
+	ErrExpired = errors.New("the link has expired")
+)
+
+// Check says whether t is the record's outstanding, unexpired token.
+func (r Record) Check(t Token, now time.Time) error {
+	switch {
+	case r.Hash == nil && !r.UsedAt.IsZero() && r.RevokedAt.IsZero():
+		return ErrUsed
+	case r.Hash == nil || !t.Matches(r.Hash):
+		return ErrVoided
+	case !now.Before(r.ExpiresAt):
+		return ErrExpired
+	}
+	return nil
+}
+
+// Outstanding reports whether a token is issued, not used, not revoked and
+// not expired at now.
+func (r Record) Outstanding(now time.Time) bool {
+	return r.Hash != nil && now.Before(r.ExpiresAt)
+}
+
+// Expired reports whether the newest sent token expired without being used.
+func (r Record) Expired(now time.Time) bool {
+	return r.Hash != nil && !r.SentAt.IsZero() && !now.Before(r.ExpiresAt)
+}
+
+// Issue replaces the outstanding token, if any, with t, valid for ttl from
+// now. The token counts as sent only once MarkSent is called.
+func (r *Record) Issue(t Token, now time.Time, ttl time.Duration) {
+	now = seconds(now)
+	r.Hash = t.Hash()
+	r.IssuedAt, r.ExpiresAt = now, now.Add(ttl)
+	r.SentAt, r.UsedAt, r.CompletedAt, r.RevokedAt = time.Time{}, time.Time{}, time.Time{}, time.Time{}
+}
+
+// MarkSent records that the email with the outstanding token was sent in
+// answer to request.
+func (r *Record) MarkSent(now time.Time, request string) {
+	r.SentAt, r.Request = seconds(now), request
+	r.SendCount++
+}
+
+// Revoke makes the outstanding token unusable.
+func (r *Record) Revoke(now time.Time) {
+	r.Hash, r.RevokedAt = nil, seconds(now)
+}
+
+// Claim marks the outstanding token used and returns its hash, so that Unclaim
+// can give it back if setting the password fails.
+func (r *Record) Claim(now time.Time) []byte {
+	h := r.Hash
+	r.Hash, r.UsedAt = nil, seconds(now)
+	return h
+}
+
+// Unclaim undoes Claim: the token works again.
+func (r *Record) Unclaim(hash []byte) {
+	r.Hash, r.UsedAt = hash, time.Time{}
+}
+
+// Complete records that the store accepted the new password.
+func (r *Record) Complete(now time.Time) { r.CompletedAt = seconds(now) }
+
+// seconds is the precision a record keeps (and Kubernetes shows times in).
+func seconds(t time.Time) time.Time { return t.UTC().Truncate(time.Second) }
+
+// Keys of the record in the Secret's data.
+const (
+	keyHash        = "tokenHash"
+	keyIssuedAt    = "issuedAt"
+	keyExpiresAt   = "expiresAt"
+	keySentAt      = "sentAt"
+	keySendCount   = "sendCount"
+	keyRequest     = "request"
+	keyUsedAt      = "usedAt"
+	keyCompletedAt = "completedAt"
+	keyRevokedAt   = "revokedAt"
+)
+
+// ReadRecord reads the record a Secret holds.
+func ReadRecord(s *corev1.Secret) (Record, error) {
+	var r Record
+	var err error
+	d := s.Data
+	if h := d[keyHash]; len(h) > 0 {
+		if r.Hash, err = hex.DecodeString(string(h)); err != nil {
+			return r, fmt.Errorf("secret %s/%s: %s: %w", s.Namespace, s.Name, keyHash, err)
+		}
+	}
+	for key, dst := range map[string]*time.Time{
+		keyIssuedAt: &r.IssuedAt, keyExpiresAt: &r.ExpiresAt, keySentAt: &r.SentAt,
+		keyUsedAt: &r.UsedAt, keyCompletedAt: &r.CompletedAt, keyRevokedAt: &r.RevokedAt,
+	} {
+		if v := d[key]; len(v) > 0 {
+			if *dst, err = time.Parse(time.RFC3339, string(v)); err != nil {
+				return r, fmt.Errorf("secret %s/%s: %s: %w", s.Namespace, s.Name, key, err)
+			}
+		}
+	}
+	if v := d[keySendCount]; len(v) > 0 {
+		n, err := strconv.ParseInt(string(v), 10, 32)
+		if err != nil {
+			return r, fmt.Errorf("secret %s/%s: %s: %w", s.Namespace, s.Name, keySendCount, err)
+		}
+		r.SendCount = int32(n)
+	}
+	r.Request = string(d[keyRequest])
+	return r, nil
+}
+
+// WriteTo stores the record in the Secret's data, replacing what was there.
+func (r Record) WriteTo(s *corev1.Secret) {
+	d := map[string][]byte{}
+	if r.Hash != nil {
+		d[keyHash] = []byte(hex.EncodeToString(r.Hash))
+	}
+	for key, t := range map[string]time.Time{
+		keyIssuedAt: r.IssuedAt, keyExpiresAt: r.ExpiresAt, keySentAt: r.SentAt,
+		keyUsedAt: r.UsedAt, keyCompletedAt: r.CompletedAt, keyRevokedAt: r.RevokedAt,
+	} {
+		if !t.IsZero() {
+			d[key] = []byte(t.UTC().Format(time.RFC3339))
+		}
+	}
+	if r.SendCount > 0 {
+		d[keySendCount] = []byte(strconv.Itoa(int(r.SendCount)))
+	}
+	if r.Request != "" {
+		d[keyRequest] = []byte(r.Request)
+	}
+	s.Data = d
+	s.StringData = nil
+}
