@@ -32,23 +32,24 @@ import (
 
 // options are the manager's flags. They are part of the product contract.
 type options struct {
-	storeKind       string
-	storeConfig     string
-	dataDir         string
-	outboxDir       string
-	publicURL       string
-	webBindAddress  string
-	metricsAddress  string
-	probeAddress    string
-	leaderElect     bool
-	defaultRole     string
-	resyncPeriod    time.Duration
-	userConcurrency int
-	storeQPS        float64
-	storeBurst      int
-	kubeAPIQPS      float64
-	kubeAPIBurst    int
-	zap             zap.Options
+	storeKind        string
+	storeConfig      string
+	dataDir          string
+	outboxDir        string
+	publicURL        string
+	webBindAddress   string
+	metricsAddress   string
+	probeAddress     string
+	leaderElect      bool
+	defaultRole      string
+	resyncPeriod     time.Duration
+	userConcurrency  int
+	groupConcurrency int
+	storeQPS         float64
+	storeBurst       int
+	kubeAPIQPS       float64
+	kubeAPIBurst     int
+	zap              zap.Options
 }
 
 func parseFlags(args []string) (*options, error) {
@@ -66,6 +67,7 @@ func parseFlags(args []string) (*options, error) {
 	fs.StringVar(&o.defaultRole, "default-role", "Member", "role of Users that set none; keep it the least privileged role")
 	fs.DurationVar(&o.resyncPeriod, "resync-period", 10*time.Minute, "how often unchanged objects are compared with the store (jittered by up to 10%)")
 	fs.IntVar(&o.userConcurrency, "user-concurrency", 8, "Users reconciled at once")
+	fs.IntVar(&o.groupConcurrency, "group-concurrency", 2, "Groups reconciled at once")
 	fs.Float64Var(&o.storeQPS, "store-qps", 0, "store calls per second, across all controllers; 0 for no limit")
 	fs.IntVar(&o.storeBurst, "store-burst", 20, "store calls allowed in a burst above --store-qps")
 	fs.Float64Var(&o.kubeAPIQPS, "kube-api-qps", 100, "requests per second to the Kubernetes API before client-side throttling")
@@ -103,6 +105,9 @@ func (o *options) validate() error {
 	}
 	if o.userConcurrency < 1 {
 		return fmt.Errorf("--user-concurrency: must be at least 1, got %d", o.userConcurrency)
+	}
+	if o.groupConcurrency < 1 {
+		return fmt.Errorf("--group-concurrency: must be at least 1, got %d", o.groupConcurrency)
 	}
 	if o.storeQPS < 0 || o.storeBurst < 1 {
 		return fmt.Errorf("--store-qps must not be negative and --store-burst must be at least 1")
@@ -193,6 +198,17 @@ func run(args []string) error {
 		MaxConcurrentReconciles: o.userConcurrency,
 	}).SetupWithManager(mgr); err != nil {
 		return fmt.Errorf("setting up the User controller: %w", err)
+	}
+	// The Group controller also registers the indexes the User controller
+	// reads to show each User's groups.
+	if err := (&controllers.GroupReconciler{
+		Client:                  mgr.GetClient(),
+		Store:                   st,
+		Recorder:                mgr.GetEventRecorder("roster"),
+		ResyncPeriod:            o.resyncPeriod,
+		MaxConcurrentReconciles: o.groupConcurrency,
+	}).SetupWithManager(mgr); err != nil {
+		return fmt.Errorf("setting up the Group controller: %w", err)
 	}
 
 	if err := mgr.AddHealthzCheck("healthz", healthz.Ping); err != nil {

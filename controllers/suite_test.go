@@ -38,7 +38,12 @@ var (
 	storeMetrics *store.Metrics
 	apiWrites    = newCounter()
 	passes       = newCounter()
+	groupPasses  = newCounter()
 )
+
+// statusMembersLimit is the suite's cap on a Group's status.members, low so
+// that the large group test shows the truncation.
+const statusMembersLimit = 500
 
 const defaultRole = "Member"
 
@@ -100,6 +105,18 @@ func runSuite(m *testing.M) int {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}
+	gr := &controllers.GroupReconciler{
+		Client:                  countingClient(mgr.GetClient()),
+		Store:                   store.Instrument(backend, storeMetrics, nil),
+		Recorder:                mgr.GetEventRecorder("roster"),
+		ResyncPeriod:            time.Second,
+		MaxConcurrentReconciles: 2,
+		MaxStatusMembers:        statusMembersLimit,
+	}
+	if err := gr.SetupWithManager(mgr); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	go func() {
@@ -142,9 +159,14 @@ func (noWatch) Watch(context.Context, client.ObjectList, ...client.ListOption) (
 // countingClient counts every write the reconciler makes to the API server.
 func countingClient(c client.Client) client.Client {
 	return interceptor.NewClient(noWatch{c}, interceptor.Funcs{
-		// Every reconcile pass starts by getting its object.
+		// Every reconcile pass starts by getting its object. Groups are also
+		// counted apart: only a Group pass gets a Group, as long as no User
+		// in the namespace names a Group in spec.groups.
 		Get: func(ctx context.Context, c client.WithWatch, key client.ObjectKey, obj client.Object, opts ...client.GetOption) error {
 			passes.add(key.Namespace)
+			if _, ok := obj.(*v1alpha1.Group); ok {
+				groupPasses.add(key.Namespace)
+			}
 			return c.Get(ctx, key, obj, opts...)
 		},
 		Create: func(ctx context.Context, c client.WithWatch, obj client.Object, opts ...client.CreateOption) error {
@@ -230,6 +252,55 @@ func (f *faultyStore) DeleteUser(ctx context.Context, id string) error {
 		return err
 	}
 	return f.Store.DeleteUser(ctx, id)
+}
+
+func (f *faultyStore) GetGroup(ctx context.Context, id string) (store.Group, error) {
+	if err := f.err(); err != nil {
+		return store.Group{}, err
+	}
+	return f.Store.GetGroup(ctx, id)
+}
+
+func (f *faultyStore) FindGroupByName(ctx context.Context, name string) (store.Group, error) {
+	if err := f.err(); err != nil {
+		return store.Group{}, err
+	}
+	return f.Store.FindGroupByName(ctx, name)
+}
+
+func (f *faultyStore) CreateGroup(ctx context.Context, g store.Group, members []string) (store.Group, error) {
+	if err := f.err(); err != nil {
+		return store.Group{}, err
+	}
+	return f.Store.CreateGroup(ctx, g, members)
+}
+
+func (f *faultyStore) UpdateGroup(ctx context.Context, id string, u store.GroupUpdate) (store.Group, error) {
+	if err := f.err(); err != nil {
+		return store.Group{}, err
+	}
+	return f.Store.UpdateGroup(ctx, id, u)
+}
+
+func (f *faultyStore) ListGroupMembers(ctx context.Context, id string) ([]string, error) {
+	if err := f.err(); err != nil {
+		return nil, err
+	}
+	return f.Store.ListGroupMembers(ctx, id)
+}
+
+func (f *faultyStore) UpdateGroupMembers(ctx context.Context, id string, diff store.MemberDiff) error {
+	if err := f.err(); err != nil {
+		return err
+	}
+	return f.Store.UpdateGroupMembers(ctx, id, diff)
+}
+
+func (f *faultyStore) DeleteGroup(ctx context.Context, id string) error {
+	if err := f.err(); err != nil {
+		return err
+	}
+	return f.Store.DeleteGroup(ctx, id)
 }
 
 // newNamespace creates a namespace for one test.

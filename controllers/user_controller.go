@@ -70,6 +70,9 @@ type userPass struct {
 	observed *store.User // the store user, nil when it is not in the store
 	origin   v1alpha1.UserOrigin
 	summary  *conditions.Summary // set by a step that failed or stalled
+
+	groups         []string // effective Groups, sorted
+	groupsResolved bool     // groups was computed this pass
 }
 
 func (p *userPass) set(state conditions.State, reason, format string, args ...any) {
@@ -99,6 +102,9 @@ func (r *UserReconciler) Reconcile(ctx context.Context, req ctrl.Request) (resul
 		return requeueOnConflict(err)
 	}
 	if err := r.validate(user, pass); err != nil {
+		return ctrl.Result{}, err
+	}
+	if err := r.resolveGroups(ctx, user, pass); err != nil {
 		return ctrl.Result{}, err
 	}
 	if owner, err := r.emailOwner(ctx, user); err != nil || owner != nil {
@@ -271,11 +277,15 @@ func (r *UserReconciler) reconcileDelete(ctx context.Context, user *v1alpha1.Use
 		}
 		if pass.observed != nil {
 			if policy := EffectiveDeletionPolicy(user, pass.origin); policy == v1alpha1.DeletionPolicyDelete {
+				// DeleteUser also removes the user from every store group.
 				if err := r.Store.DeleteUser(ctx, pass.observed.ID); err != nil {
 					return r.storeFailed(pass, "deleting", err)
 				}
 				r.event(user, corev1.EventTypeNormal, ReasonDeleted, "Delete", "Deleted the user from the store.")
 			} else {
+				if err := r.leaveGroups(ctx, user, pass); err != nil {
+					return r.storeFailed(pass, "removing group memberships of", err)
+				}
 				r.event(user, corev1.EventTypeNormal, ReasonRetained, "Retain",
 					"Left the user in the store: deletionPolicy is %s.", policy)
 			}
@@ -316,6 +326,9 @@ func (r *UserReconciler) computeStatus(user *v1alpha1.User, pass *userPass, err 
 		// Not in the store, or not known because the store did not answer.
 		st.Phase = v1alpha1.UserPending
 	}
+	if pass.groupsResolved {
+		st.Groups = pass.groups
+	}
 
 	if pass.summary == nil {
 		switch {
@@ -348,8 +361,9 @@ func (r *UserReconciler) resyncAfter() time.Duration {
 }
 
 // SetupWithManager registers the controller: it reacts to spec changes and
-// request annotations, and wakes the Users that share an email when one of
-// them is deleted.
+// request annotations, wakes the Users that share an email when one of
+// them is deleted, and the Users a Group change adds or removes. It uses the
+// indexes the Group controller registers (IndexGroupFields).
 func (r *UserReconciler) SetupWithManager(mgr ctrl.Manager) error {
 	if err := IndexUserEmail(context.Background(), mgr.GetFieldIndexer()); err != nil {
 		return err
@@ -357,6 +371,7 @@ func (r *UserReconciler) SetupWithManager(mgr ctrl.Manager) error {
 	return ctrl.NewControllerManagedBy(mgr).
 		For(&v1alpha1.User{}, builder.WithPredicates(userChanged())).
 		Watches(&v1alpha1.User{}, handler.EnqueueRequestsFromMapFunc(r.usersSharingEmail), builder.WithPredicates(onDelete())).
+		Watches(&v1alpha1.Group{}, r.groupEvents()).
 		WithOptions(controller.Options{MaxConcurrentReconciles: max(1, r.MaxConcurrentReconciles)}).
 		Named("user").
 		Complete(r)
