@@ -196,10 +196,14 @@ func nameList(names []string, max int) string {
 	return fmt.Sprintf("%s and %d more", strings.Join(names[:max], ", "), len(names)-max)
 }
 
-// groupHoldsBefore reports whether a was created before b; ties go to the
-// lower namespace/name, so every reconciler agrees which Group holds an
-// external ID.
+// groupHoldsBefore reports whether a holds an external ID before b: a Group
+// already in the store keeps it against a newcomer (creation times are only
+// precise to the second); otherwise the older one, and on a tie the lower
+// namespace/name, so that every reconciler agrees.
 func groupHoldsBefore(a, b *v1alpha1.Group) bool {
+	if inA, inB := a.Status.StoreID != "", b.Status.StoreID != ""; inA != inB {
+		return inA
+	}
 	if !a.CreationTimestamp.Equal(&b.CreationTimestamp) {
 		return a.CreationTimestamp.Before(&b.CreationTimestamp)
 	}
