@@ -173,9 +173,14 @@ func (r *UserReconciler) emailOwner(ctx context.Context, user *v1alpha1.User) (*
 	return owner, nil
 }
 
-// holdsEmailBefore reports whether a was created before b; ties go to the
-// lower namespace/name, so every reconciler picks the same owner.
+// holdsEmailBefore reports whether a holds the email before b: a User
+// already in the store keeps it against a newcomer (creation times are only
+// precise to the second); otherwise the older one, and on a tie the lower
+// namespace/name, so every reconciler picks the same owner.
 func holdsEmailBefore(a, b *v1alpha1.User) bool {
+	if inA, inB := a.Status.StoreID != "", b.Status.StoreID != ""; inA != inB {
+		return inA
+	}
 	if !a.CreationTimestamp.Equal(&b.CreationTimestamp) {
 		return a.CreationTimestamp.Before(&b.CreationTimestamp)
 	}
