@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"math/rand/v2"
+	"slices"
 	"strings"
 	"time"
 
@@ -369,8 +371,8 @@ func (r *GroupReconciler) computeStatus(group *v1alpha1.Group, pass *groupPass, 
 		switch {
 		case err != nil:
 			pass.set(conditions.Progressing, ReasonStoreError, "Reconciling failed, retrying: %v.", err)
-		case !group.DeletionTimestamp.IsZero():
-			return
+		case !group.DeletionTimestamp.IsZero(), pass.membership == nil:
+			return // being deleted, or stopped early by a conflict: the next pass reports
 		default:
 			pass.set(conditions.Ready, ReasonProvisioned, "The group is in the %s store with %d members.",
 				r.Store.Kind(), len(pass.membership.StoreIDs))
@@ -476,6 +478,9 @@ func (r *GroupReconciler) enqueueGroupsOf(ctx context.Context, q workqueue.Typed
 	if !ok {
 		return
 	}
+	if after, ok := cur.(*v1alpha1.User); ok && !membershipMayDiffer(before, after) {
+		return // a status write or a change that does not touch membership
+	}
 	groupsBefore, err := groupsOfUser(ctx, r.Client, before)
 	if err != nil {
 		log.FromContext(ctx).Error(err, "Finding the Groups of a User", "user", client.ObjectKeyFromObject(before))
@@ -514,4 +519,13 @@ func (r *GroupReconciler) enqueueSharingExternalID(ctx context.Context, q workqu
 			q.Add(reconcile.Request{NamespacedName: client.ObjectKeyFromObject(&list.Items[i])})
 		}
 	}
+}
+
+// membershipMayDiffer reports whether a User update can change which Groups
+// it belongs to or what its Groups write to the store.
+func membershipMayDiffer(before, after *v1alpha1.User) bool {
+	return !maps.Equal(before.Labels, after.Labels) ||
+		!slices.Equal(before.Spec.Groups, after.Spec.Groups) ||
+		before.Status.StoreID != after.Status.StoreID ||
+		before.DeletionTimestamp.IsZero() != after.DeletionTimestamp.IsZero()
 }

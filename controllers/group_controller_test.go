@@ -10,6 +10,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	. "github.com/onsi/gomega"
 	"k8s.io/apimachinery/pkg/api/meta"
@@ -38,11 +39,16 @@ func getGroup(g Gomega, ctx context.Context, ns, name string) *v1alpha1.Group {
 // waitForGroup polls the Group until cond holds and returns it.
 func waitForGroup(t *testing.T, ns, name string, cond func(g Gomega, grp *v1alpha1.Group)) *v1alpha1.Group {
 	t.Helper()
+	return waitForGroupWithin(t, timeout, ns, name, cond)
+}
+
+func waitForGroupWithin(t *testing.T, deadline time.Duration, ns, name string, cond func(g Gomega, grp *v1alpha1.Group)) *v1alpha1.Group {
+	t.Helper()
 	var got *v1alpha1.Group
 	NewWithT(t).Eventually(func(g Gomega) {
 		got = getGroup(g, t.Context(), ns, name)
 		cond(g, got)
-	}, timeout, tick).Should(Succeed())
+	}, deadline, tick).Should(Succeed())
 	return got
 }
 
@@ -138,6 +144,8 @@ func TestLargeGroupStoreCalls(t *testing.T) {
 	n := largeGroupSize(t)
 	selector := &metav1.LabelSelector{MatchLabels: map[string]string{"org": "all"}}
 
+	// Deadlines grow with the group: every User is provisioned first.
+	deadline := time.Duration(max(10, n/100)) * timeout
 	createUsers(t, ns, n, map[string]string{"org": "all"})
 	g.Eventually(func(g Gomega) {
 		var list v1alpha1.UserList
@@ -149,12 +157,12 @@ func TestLargeGroupStoreCalls(t *testing.T) {
 			}
 		}
 		g.Expect(inStore).To(Equal(n))
-	}, 10*timeout, tick).Should(Succeed())
-	t.Cleanup(func() { deleteAll(t, ns) })
+	}, deadline, tick).Should(Succeed())
+	t.Cleanup(func() { deleteAll(t, ns, deadline) })
 
 	createsBefore, diffsBefore := storeCalls(store.OpCreateGroup), storeCalls(store.OpUpdateGroupMembers)
 	g.Expect(k8s.Create(t.Context(), newGroup(ns, "everyone", v1alpha1.GroupSpec{MemberSelector: selector}))).To(Succeed())
-	grp := waitForGroup(t, ns, "everyone", func(g Gomega, grp *v1alpha1.Group) {
+	grp := waitForGroupWithin(t, deadline, ns, "everyone", func(g Gomega, grp *v1alpha1.Group) {
 		g.Expect(grp.Status.MemberCount).To(BeEquivalentTo(n))
 		g.Expect(meta.IsStatusConditionTrue(grp.Status.Conditions, v1alpha1.ConditionReady)).To(BeTrue())
 	})
@@ -174,10 +182,10 @@ func TestLargeGroupStoreCalls(t *testing.T) {
 
 	// A no-op resync: passes run, nothing is written to the store.
 	settled := groupPasses.get(ns) + 2
-	g.Eventually(func() int { return groupPasses.get(ns) }, timeout, tick).Should(BeNumerically(">=", settled))
+	g.Eventually(func() int { return groupPasses.get(ns) }, deadline, tick).Should(BeNumerically(">=", settled))
 	writesBefore, passesBefore := storeWrites(), groupPasses.get(ns)
 	readsBefore := storeCalls(store.OpGetGroup) + storeCalls(store.OpListGroupMembers)
-	g.Eventually(func() int { return groupPasses.get(ns) }, timeout, tick).Should(BeNumerically(">=", passesBefore+3),
+	g.Eventually(func() int { return groupPasses.get(ns) }, deadline, tick).Should(BeNumerically(">=", passesBefore+3),
 		"the periodic resync should run")
 	passes := groupPasses.get(ns) - passesBefore
 	t.Logf("no-op resync: %d passes of the group of %d, %v store writes, %v group reads (all groups of the suite)",
@@ -187,16 +195,16 @@ func TestLargeGroupStoreCalls(t *testing.T) {
 	// One more member: one membership diff.
 	diffsBefore, writesBefore = storeCalls(store.OpUpdateGroupMembers), storeWrites()
 	g.Expect(k8s.Create(t.Context(), labelled(newUser(ns, "newcomer", "newcomer@"+ns+".example.com"), map[string]string{"org": "all"}))).To(Succeed())
-	waitForGroup(t, ns, "everyone", func(g Gomega, grp *v1alpha1.Group) {
+	waitForGroupWithin(t, deadline, ns, "everyone", func(g Gomega, grp *v1alpha1.Group) {
 		g.Expect(grp.Status.MemberCount).To(BeEquivalentTo(n + 1))
 		g.Expect(meta.IsStatusConditionTrue(grp.Status.Conditions, v1alpha1.ConditionReady)).To(BeTrue())
 	})
 	g.Eventually(func(g Gomega) {
 		g.Expect(storeMembers(g, t.Context(), getGroup(g, t.Context(), ns, "everyone"))).To(HaveLen(n + 1))
-	}, timeout, tick).Should(Succeed())
+	}, deadline, tick).Should(Succeed())
 	// Let a few more passes run: they must not add calls.
 	passesBefore = groupPasses.get(ns)
-	g.Eventually(func() int { return groupPasses.get(ns) }, timeout, tick).Should(BeNumerically(">=", passesBefore+2))
+	g.Eventually(func() int { return groupPasses.get(ns) }, deadline, tick).Should(BeNumerically(">=", passesBefore+2))
 	t.Logf("adding one member to a group of %d: %v UpdateGroupMembers, %v store writes in all (CreateUser included)",
 		n, storeCalls(store.OpUpdateGroupMembers)-diffsBefore, storeWrites()-writesBefore)
 	g.Expect(storeCalls(store.OpUpdateGroupMembers)-diffsBefore).To(BeEquivalentTo(1), "membership diffs")
@@ -234,7 +242,7 @@ func createUsers(t *testing.T, ns string, n int, labels map[string]string) {
 
 // deleteAll deletes the namespace's Groups and Users and waits until they
 // are gone, so that later tests see a quiet store.
-func deleteAll(t *testing.T, ns string) {
+func deleteAll(t *testing.T, ns string, deadline time.Duration) {
 	g := NewWithT(t)
 	ctx := context.Background()
 	g.Expect(k8s.DeleteAllOf(ctx, &v1alpha1.Group{}, client.InNamespace(ns))).To(Succeed())
@@ -242,13 +250,17 @@ func deleteAll(t *testing.T, ns string) {
 		var list v1alpha1.GroupList
 		g.Expect(k8s.List(ctx, &list, client.InNamespace(ns))).To(Succeed())
 		return len(list.Items)
-	}, timeout, tick).Should(BeZero())
-	g.Expect(k8s.DeleteAllOf(ctx, &v1alpha1.User{}, client.InNamespace(ns))).To(Succeed())
+	}, deadline, tick).Should(BeZero())
+	// The API server may cut a collection delete of thousands short; a
+	// retry carries on from where it stopped.
+	g.Eventually(func() error {
+		return k8s.DeleteAllOf(ctx, &v1alpha1.User{}, client.InNamespace(ns))
+	}, deadline, tick).Should(Succeed())
 	g.Eventually(func() int {
 		var list v1alpha1.UserList
 		g.Expect(k8s.List(ctx, &list, client.InNamespace(ns))).To(Succeed())
 		return len(list.Items)
-	}, 10*timeout, tick).Should(BeZero())
+	}, deadline, tick).Should(BeZero())
 }
 
 // Members come from spec.members, the selector and the Users' spec.groups;

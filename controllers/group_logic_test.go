@@ -274,3 +274,29 @@ func TestNameList(t *testing.T) {
 		t.Errorf("nameList() = %q", got)
 	}
 }
+
+func TestMembershipMayDiffer(t *testing.T) {
+	now := metav1.Now()
+	base := user("ada", "id-ada", map[string]string{"team": "eng"}, "eng")
+	cases := []struct {
+		name   string
+		mutate func(u *v1alpha1.User)
+		want   bool
+	}{
+		{"status only", func(u *v1alpha1.User) { u.Status.Phase = v1alpha1.UserActive }, false},
+		{"another spec field", func(u *v1alpha1.User) { u.Spec.FirstName = "Augusta" }, false},
+		{"labels", func(u *v1alpha1.User) { u.Labels = map[string]string{"team": "ops"} }, true},
+		{"spec.groups", func(u *v1alpha1.User) { u.Spec.Groups = nil }, true},
+		{"store ID", func(u *v1alpha1.User) { u.Status.StoreID = "" }, true},
+		{"deletion starts", func(u *v1alpha1.User) { u.DeletionTimestamp = &now }, true},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			after := base.DeepCopy()
+			tc.mutate(after)
+			if got := membershipMayDiffer(base, after); got != tc.want {
+				t.Errorf("membershipMayDiffer() = %v, want %v", got, tc.want)
+			}
+		})
+	}
+}
