@@ -44,26 +44,27 @@ import (
 
 // options are the manager's flags. They are part of the product contract.
 type options struct {
-	kubeconfig      string
-	storeKind       string
-	storeConfig     string
-	dataDir         string
-	outboxDir       string
-	publicURL       string
-	webBindAddress  string
-	metricsAddress  string
-	probeAddress    string
-	leaderElect     bool
-	defaultRole     string
-	resyncPeriod    time.Duration
-	userConcurrency int
-	storeQPS        float64
-	storeBurst      int
-	kubeAPIQPS      float64
-	kubeAPIBurst    int
-	importMaxBytes  int64
-	importWorkers   int
-	importParallel  int
+	kubeconfig       string
+	storeKind        string
+	storeConfig      string
+	dataDir          string
+	outboxDir        string
+	publicURL        string
+	webBindAddress   string
+	metricsAddress   string
+	probeAddress     string
+	leaderElect      bool
+	defaultRole      string
+	resyncPeriod     time.Duration
+	userConcurrency  int
+	groupConcurrency int
+	storeQPS         float64
+	storeBurst       int
+	kubeAPIQPS       float64
+	kubeAPIBurst     int
+	importMaxBytes   int64
+	importWorkers    int
+	importParallel   int
 
 	smtpURL           string
 	smtpPasswordFile  string
@@ -102,6 +103,7 @@ func parseFlags(args []string) (*options, error) {
 	fs.StringVar(&o.defaultRole, "default-role", "Member", "role of Users that set none; keep it the least privileged role")
 	fs.DurationVar(&o.resyncPeriod, "resync-period", 10*time.Minute, "how often unchanged objects are compared with the store (jittered by up to 10%)")
 	fs.IntVar(&o.userConcurrency, "user-concurrency", 8, "Users reconciled at once")
+	fs.IntVar(&o.groupConcurrency, "group-concurrency", 2, "Groups reconciled at once")
 	fs.Float64Var(&o.storeQPS, "store-qps", 0, "store calls per second, across all controllers; 0 for no limit")
 	fs.IntVar(&o.storeBurst, "store-burst", 20, "store calls allowed in a burst above --store-qps")
 	fs.Float64Var(&o.kubeAPIQPS, "kube-api-qps", 500, "requests per second to the Kubernetes API before client-side throttling (the API server's priority and fairness still applies)")
@@ -158,6 +160,9 @@ func (o *options) validate() error {
 	}
 	if o.importMaxBytes < 1 || o.importWorkers < 1 || o.importParallel < 1 {
 		return fmt.Errorf("--import-max-bytes, --import-workers and --import-concurrency must be at least 1")
+	}
+	if o.groupConcurrency < 1 {
+		return fmt.Errorf("--group-concurrency: must be at least 1, got %d", o.groupConcurrency)
 	}
 	if o.storeQPS < 0 || o.storeBurst < 1 {
 		return fmt.Errorf("--store-qps must not be negative and --store-burst must be at least 1")
@@ -383,6 +388,17 @@ func run(args []string) error {
 		Invitations:             invitations,
 	}).SetupWithManager(mgr); err != nil {
 		return fmt.Errorf("setting up the User controller: %w", err)
+	}
+	// The Group controller also registers the indexes the User controller
+	// reads to show each User's groups.
+	if err := (&controllers.GroupReconciler{
+		Client:                  mgr.GetClient(),
+		Store:                   st,
+		Recorder:                mgr.GetEventRecorder("roster"),
+		ResyncPeriod:            o.resyncPeriod,
+		MaxConcurrentReconciles: o.groupConcurrency,
+	}).SetupWithManager(mgr); err != nil {
+		return fmt.Errorf("setting up the Group controller: %w", err)
 	}
 	if err := o.addWebPages(mgr, st, invitations.Metrics); err != nil {
 		return err

@@ -22,6 +22,7 @@ func TestParseFlags(t *testing.T) {
 		{name: "bad public URL", args: []string{"--public-url=ftp://example.com"}, wantErr: "--public-url"},
 		{name: "resync too short", args: []string{"--resync-period=5s"}, wantErr: "--resync-period"},
 		{name: "no workers", args: []string{"--user-concurrency=0"}, wantErr: "--user-concurrency"},
+		{name: "no group workers", args: []string{"--group-concurrency=0"}, wantErr: "--group-concurrency"},
 		{name: "undefined flag", args: []string{"--colour=blue"}, wantErr: "colour"},
 		{name: "stray argument", args: []string{"extra"}, wantErr: "unexpected arguments"},
 		{name: "SMTP with STARTTLS", args: []string{"--smtp-url=smtp://mail.example.com", "--mail-from=Acme <id@acme.example.com>"}},

@@ -52,3 +52,21 @@ func onDelete() predicate.Predicate {
 		GenericFunc: func(event.GenericEvent) bool { return false },
 	}
 }
+
+// specChangedOrDeleting passes creations, spec changes (a new generation)
+// and the start of a deletion. Status writes and label changes do not wake
+// the object's own reconciler.
+func specChangedOrDeleting() predicate.Predicate {
+	return predicate.Or(
+		predicate.GenerationChangedPredicate{},
+		predicate.Funcs{
+			CreateFunc:  func(event.CreateEvent) bool { return false },
+			DeleteFunc:  func(event.DeleteEvent) bool { return false },
+			GenericFunc: func(event.GenericEvent) bool { return false },
+			UpdateFunc: func(e event.UpdateEvent) bool {
+				return e.ObjectOld != nil && e.ObjectNew != nil &&
+					e.ObjectOld.GetDeletionTimestamp().IsZero() && !e.ObjectNew.GetDeletionTimestamp().IsZero()
+			},
+		},
+	)
+}

@@ -57,11 +57,16 @@ var (
 	linkMetrics      *invitation.Metrics
 	apiWrites        = newCounter()
 	passes           = newCounter()
+	groupPasses      = newCounter()
 
 	smtpServer *mailtest.Server // receives every email the suite sends
 	webURL     string           // where the invitation and password pages are
 	logs       = &syncBuffer{}  // everything the manager logged
 )
+
+// statusMembersLimit is the suite's cap on a Group's status.members, low so
+// that the large group test shows the truncation.
+const statusMembersLimit = 500
 
 const defaultRole = "Member"
 
@@ -212,6 +217,18 @@ func runSuite(m *testing.M) int {
 		return 1
 	}
 
+	gr := &controllers.GroupReconciler{
+		Client:                  countingClient(mgr.GetClient()),
+		Store:                   store.Instrument(backend, storeMetrics, nil),
+		Recorder:                mgr.GetEventRecorder("roster"),
+		ResyncPeriod:            time.Second,
+		MaxConcurrentReconciles: 2,
+		MaxStatusMembers:        statusMembersLimit,
+	}
+	if err := gr.SetupWithManager(mgr); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	go func() {
@@ -254,10 +271,15 @@ func (noWatch) Watch(context.Context, client.ObjectList, ...client.ListOption) (
 // countingClient counts every write the reconciler makes to the API server.
 func countingClient(c client.Client) client.Client {
 	return interceptor.NewClient(noWatch{c}, interceptor.Funcs{
-		// Every reconcile pass starts by getting its User.
+		// Every reconcile pass starts by getting its object: Users and
+		// Groups are counted apart (a User pass also gets the Groups its
+		// spec.groups names, so only count Groups in namespaces without).
 		Get: func(ctx context.Context, c client.WithWatch, key client.ObjectKey, obj client.Object, opts ...client.GetOption) error {
-			if _, ok := obj.(*v1alpha1.User); ok {
+			switch obj.(type) {
+			case *v1alpha1.User:
 				passes.add(key.Namespace)
+			case *v1alpha1.Group:
+				groupPasses.add(key.Namespace)
 			}
 			return c.Get(ctx, key, obj, opts...)
 		},
@@ -399,6 +421,55 @@ func (b *syncBuffer) String() string {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return b.buf.String()
+}
+
+func (f *faultyStore) GetGroup(ctx context.Context, id string) (store.Group, error) {
+	if err := f.err(); err != nil {
+		return store.Group{}, err
+	}
+	return f.Store.GetGroup(ctx, id)
+}
+
+func (f *faultyStore) FindGroupByName(ctx context.Context, name string) (store.Group, error) {
+	if err := f.err(); err != nil {
+		return store.Group{}, err
+	}
+	return f.Store.FindGroupByName(ctx, name)
+}
+
+func (f *faultyStore) CreateGroup(ctx context.Context, g store.Group, members []string) (store.Group, error) {
+	if err := f.err(); err != nil {
+		return store.Group{}, err
+	}
+	return f.Store.CreateGroup(ctx, g, members)
+}
+
+func (f *faultyStore) UpdateGroup(ctx context.Context, id string, u store.GroupUpdate) (store.Group, error) {
+	if err := f.err(); err != nil {
+		return store.Group{}, err
+	}
+	return f.Store.UpdateGroup(ctx, id, u)
+}
+
+func (f *faultyStore) ListGroupMembers(ctx context.Context, id string) ([]string, error) {
+	if err := f.err(); err != nil {
+		return nil, err
+	}
+	return f.Store.ListGroupMembers(ctx, id)
+}
+
+func (f *faultyStore) UpdateGroupMembers(ctx context.Context, id string, diff store.MemberDiff) error {
+	if err := f.err(); err != nil {
+		return err
+	}
+	return f.Store.UpdateGroupMembers(ctx, id, diff)
+}
+
+func (f *faultyStore) DeleteGroup(ctx context.Context, id string) error {
+	if err := f.err(); err != nil {
+		return err
+	}
+	return f.Store.DeleteGroup(ctx, id)
 }
 
 // newNamespace creates a namespace for one test.

@@ -75,6 +75,9 @@ type userPass struct {
 	origin   v1alpha1.UserOrigin
 	summary  *conditions.Summary // set by a step that failed or stalled
 	links    *linkPass           // the token records, once observed
+
+	groups         []string // effective Groups, sorted
+	groupsResolved bool     // groups was computed this pass
 }
 
 func (p *userPass) set(state conditions.State, reason, format string, args ...any) {
@@ -104,6 +107,9 @@ func (r *UserReconciler) Reconcile(ctx context.Context, req ctrl.Request) (resul
 		return requeueOnConflict(err)
 	}
 	if err := r.validate(user, pass); err != nil {
+		return ctrl.Result{}, err
+	}
+	if err := r.resolveGroups(ctx, user, pass); err != nil {
 		return ctrl.Result{}, err
 	}
 	others, err := r.sameEmail(ctx, user)
@@ -317,11 +323,15 @@ func (r *UserReconciler) reconcileDelete(ctx context.Context, user *v1alpha1.Use
 		}
 		if r.claim(user, others, pass) == nil && pass.observed != nil {
 			if policy := EffectiveDeletionPolicy(user, pass.origin); policy == v1alpha1.DeletionPolicyDelete {
+				// DeleteUser also removes the user from every store group.
 				if err := r.Store.DeleteUser(ctx, pass.observed.ID); err != nil {
 					return r.storeFailed(pass, "deleting", err)
 				}
 				r.event(user, corev1.EventTypeNormal, ReasonDeleted, "Delete", "Deleted the user from the store.")
 			} else {
+				if err := r.leaveGroups(ctx, user, pass); err != nil {
+					return r.storeFailed(pass, "removing group memberships of", err)
+				}
 				r.event(user, corev1.EventTypeNormal, ReasonRetained, "Retain",
 					"Left the user in the store: deletionPolicy is %s.", policy)
 			}
@@ -363,6 +373,9 @@ func (r *UserReconciler) computeStatus(user *v1alpha1.User, pass *userPass, err 
 		st.Phase = v1alpha1.UserPending
 	}
 	r.computeLinkStatus(user, pass)
+	if pass.groupsResolved {
+		st.Groups = pass.groups
+	}
 
 	if pass.summary == nil {
 		switch {
@@ -395,14 +408,16 @@ func (r *UserReconciler) resyncAfter() time.Duration {
 }
 
 // SetupWithManager registers the controller: it reacts to spec changes,
-// request annotations and used links, and wakes the Users that share an email
-// when one of them is deleted.
+// request annotations and used links, wakes the Users that share an email
+// when one of them is deleted, and the Users a Group change adds or removes.
+// It uses the indexes the Group controller registers (IndexGroupFields).
 func (r *UserReconciler) SetupWithManager(mgr ctrl.Manager) error {
 	return ctrl.NewControllerManagedBy(mgr).
 		For(&v1alpha1.User{}, builder.WithPredicates(userChanged())).
 		Watches(&v1alpha1.User{}, handler.EnqueueRequestsFromMapFunc(r.usersSharingEmail), builder.WithPredicates(onDelete())).
 		// A token record changes when a person uses a link on the web pages.
 		Owns(&corev1.Secret{}).
+		Watches(&v1alpha1.Group{}, r.groupEvents()).
 		WithOptions(controller.Options{MaxConcurrentReconciles: max(1, r.MaxConcurrentReconciles)}).
 		Named("user").
 		Complete(r)

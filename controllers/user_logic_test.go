@@ -55,16 +55,15 @@ func TestEffectiveDeletionPolicy(t *testing.T) {
 	}
 }
 
-func provisioned(u *v1alpha1.User) *v1alpha1.User {
-	u.Status.StoreID = "id-" + u.Name
-	return u
-}
-
 func TestHoldsEmailBefore(t *testing.T) {
 	t0 := metav1.NewTime(time.Unix(1000, 0))
 	t1 := metav1.NewTime(time.Unix(1001, 0))
 	mk := func(ns, name string, ts metav1.Time) *v1alpha1.User {
 		return &v1alpha1.User{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name, CreationTimestamp: ts}}
+	}
+	inStore := func(u *v1alpha1.User) *v1alpha1.User {
+		u.Status.StoreID = "id-" + u.Name
+		return u
 	}
 	cases := []struct {
 		name string
@@ -76,8 +75,9 @@ func TestHoldsEmailBefore(t *testing.T) {
 		{"same time: lower namespace", mk("a", "z", t0), mk("b", "a", t0), true},
 		{"same time and namespace: lower name", mk("a", "a", t0), mk("a", "b", t0), true},
 		{"itself", mk("a", "a", t0), mk("a", "a", t0), false},
-		{"provisioned wins over older", provisioned(mk("z", "z", t1)), mk("a", "a", t0), true},
-		{"unprovisioned loses to provisioned", mk("a", "a", t0), provisioned(mk("z", "z", t1)), false},
+		{"in the store wins over a same-time newcomer", inStore(mk("z", "z", t0)), mk("a", "a", t0), true},
+		{"in the store wins over older", inStore(mk("z", "z", t1)), mk("a", "a", t0), true},
+		{"not in the store loses", mk("a", "a", t0), inStore(mk("z", "z", t1)), false},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

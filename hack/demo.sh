@@ -57,6 +57,7 @@ for _ in $(seq 1 60); do
   [[ "${pending}" == "0" ]] && break
   sleep 1
 done
+kubectl wait --for=condition=Ready groups --all --timeout=60s >/dev/null || true
 kubectl get users,groups,userimports
 echo
 kubectl get users --field-selector status.phase=Inactive
@@ -83,6 +84,8 @@ The demo is running.
                 kubectl annotate user grace iam.roster.dev/resend-invitation="\$(date +%s)" --overwrite
                 kubectl patch user alan --type=merge -p '{"spec":{"deactivated":false}}'
                 kubectl get users --field-selector status.phase=Invited
+                kubectl label user grace team=engines   # grace joins the engineering Group
+                kubectl get groups engineering -o jsonpath='{.status.members}'
   logs:         ${demo}/manager.log, ${demo}/controlplane.log
 Press Ctrl-C to stop the operator and the control plane.
 MSG

@@ -4,34 +4,59 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 )
 
+// Condition types a Group reports besides Ready, Reconciling and Stalled.
+const (
+	// ConditionMembersResolved is False while spec.members names Users that
+	// do not exist or members are not in the store yet; the message names them.
+	ConditionMembersResolved = "MembersResolved"
+	// ConditionMembersTruncated is True while status.members lists only part
+	// of the members, to keep the object under the API server's size limit.
+	ConditionMembersTruncated = "MembersTruncated"
+)
+
 // GroupSpec is the desired state of a group in the identity store.
+//
+// The effective members are the union of members, the Users memberSelector
+// matches and the Users whose spec.groups names the group.
 type GroupSpec struct {
-	// displayName is the group's name as people see it.
+	// displayName is the group's name as people see it. When unset, the group
+	// is created in the store with the Group's name and the display name is
+	// not managed afterwards.
 	// +optional
+	// +kubebuilder:validation:MinLength=1
 	// +kubebuilder:validation:MaxLength=256
 	DisplayName string `json:"displayName,omitempty"`
 
 	// externalID is the group's identifier in systems outside Roster, unique
-	// within the store.
+	// within the store: a Group whose externalID another Group or store group
+	// already holds is not provisioned. When unset it is not managed.
 	// +optional
+	// +kubebuilder:validation:MinLength=1
 	// +kubebuilder:validation:MaxLength=256
 	ExternalID string `json:"externalID,omitempty"`
 
-	// description says what the group is for.
+	// description says what the group is for. When unset it is not managed.
 	// +optional
+	// +kubebuilder:validation:MinLength=1
 	// +kubebuilder:validation:MaxLength=1024
 	Description string `json:"description,omitempty"`
 
-	// members names Users in the same namespace that belong to the group.
+	// members names Users in the same namespace that belong to the group. A
+	// name with no User yet is reported in the MembersResolved condition and
+	// becomes a member when the User appears.
 	// +optional
 	// +listType=set
 	// +kubebuilder:validation:MaxItems=10000
 	// +kubebuilder:validation:items:MaxLength=253
+	// +kubebuilder:validation:items:Pattern=`^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$`
 	Members []string `json:"members,omitempty"`
 
 	// memberSelector selects Users in the same namespace by label; every
-	// User it matches is a member.
+	// User it matches is a member. An empty selector ({}) matches every User
+	// in the namespace; an unset one matches none.
 	// +optional
+	// +kubebuilder:validation:XValidation:rule="!has(self.matchExpressions) || self.matchExpressions.all(e, e.operator in ['In', 'NotIn', 'Exists', 'DoesNotExist'])",message="matchExpressions operators must be In, NotIn, Exists or DoesNotExist"
+	// +kubebuilder:validation:XValidation:rule="!has(self.matchExpressions) || self.matchExpressions.all(e, (e.operator in ['In', 'NotIn']) == (has(e.values) && size(e.values) > 0))",message="matchExpressions with In or NotIn need values, and Exists or DoesNotExist take none"
 	MemberSelector *metav1.LabelSelector `json:"memberSelector,omitempty"`
 }
 
@@ -42,10 +67,13 @@ type GroupStatus struct {
 	// memberCount is always complete.
 	// +optional
 	// +listType=set
+	// +kubebuilder:validation:MaxItems=10000
+	// +kubebuilder:validation:items:MaxLength=253
 	Members []string `json:"members,omitempty"`
 
 	// memberCount is the number of effective members.
 	// +optional
+	// +kubebuilder:validation:Minimum=0
 	MemberCount int32 `json:"memberCount,omitempty"`
 
 	// storeID is the group's identifier in the identity store.
@@ -53,8 +81,9 @@ type GroupStatus struct {
 	// +kubebuilder:validation:MaxLength=512
 	StoreID string `json:"storeID,omitempty"`
 
-	// conditions describe the Group's state: Ready, and Reconciling or
-	// Stalled while they apply.
+	// conditions describe the Group's state: Ready, Reconciling or Stalled
+	// while they apply, MembersResolved, and MembersTruncated while the
+	// member list is cut short.
 	// +optional
 	// +listType=map
 	// +listMapKey=type

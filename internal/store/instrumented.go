@@ -54,10 +54,21 @@ const (
 	OpUpdateUser      = "UpdateUser"
 	OpDeleteUser      = "DeleteUser"
 	OpSetPassword     = "SetPassword"
+
+	OpGetGroup           = "GetGroup"
+	OpFindGroupByName    = "FindGroupByName"
+	OpCreateGroup        = "CreateGroup"
+	OpUpdateGroup        = "UpdateGroup"
+	OpListGroupMembers   = "ListGroupMembers"
+	OpUpdateGroupMembers = "UpdateGroupMembers"
+	OpDeleteGroup        = "DeleteGroup"
 )
 
 // WriteOperations are the operations that change the store.
-var WriteOperations = []string{OpCreateUser, OpUpdateUser, OpDeleteUser, OpSetPassword}
+var WriteOperations = []string{
+	OpCreateUser, OpUpdateUser, OpDeleteUser, OpSetPassword,
+	OpCreateGroup, OpUpdateGroup, OpUpdateGroupMembers, OpDeleteGroup,
+}
 
 // Instrument wraps s so that every call is rate limited by limiter (nil for
 // no limit) and counted in m.
@@ -114,6 +125,39 @@ func (i *instrumented) DeleteUser(ctx context.Context, id string) error {
 
 func (i *instrumented) SetPassword(ctx context.Context, id, password string) error {
 	return i.observe(ctx, OpSetPassword, func() error { return i.Store.SetPassword(ctx, id, password) })
+}
+
+func (i *instrumented) GetGroup(ctx context.Context, id string) (g Group, err error) {
+	err = i.observe(ctx, OpGetGroup, func() error { g, err = i.Store.GetGroup(ctx, id); return err })
+	return g, err
+}
+
+func (i *instrumented) FindGroupByName(ctx context.Context, name string) (g Group, err error) {
+	err = i.observe(ctx, OpFindGroupByName, func() error { g, err = i.Store.FindGroupByName(ctx, name); return err })
+	return g, err
+}
+
+func (i *instrumented) CreateGroup(ctx context.Context, group Group, members []string) (g Group, err error) {
+	err = i.observe(ctx, OpCreateGroup, func() error { g, err = i.Store.CreateGroup(ctx, group, members); return err })
+	return g, err
+}
+
+func (i *instrumented) UpdateGroup(ctx context.Context, id string, update GroupUpdate) (g Group, err error) {
+	err = i.observe(ctx, OpUpdateGroup, func() error { g, err = i.Store.UpdateGroup(ctx, id, update); return err })
+	return g, err
+}
+
+func (i *instrumented) ListGroupMembers(ctx context.Context, id string) (ids []string, err error) {
+	err = i.observe(ctx, OpListGroupMembers, func() error { ids, err = i.Store.ListGroupMembers(ctx, id); return err })
+	return ids, err
+}
+
+func (i *instrumented) UpdateGroupMembers(ctx context.Context, id string, diff MemberDiff) error {
+	return i.observe(ctx, OpUpdateGroupMembers, func() error { return i.Store.UpdateGroupMembers(ctx, id, diff) })
+}
+
+func (i *instrumented) DeleteGroup(ctx context.Context, id string) error {
+	return i.observe(ctx, OpDeleteGroup, func() error { return i.Store.DeleteGroup(ctx, id) })
 }
 
 func counterValue(c prometheus.Counter) float64 {

@@ -3,9 +3,16 @@
 // the pure functions that decide what a store object needs.
 //
 // The port is shaped like crossplane-runtime's external client: reads
-// (GetUser, FindUserByEmail) have no side effects, and CreateUser, UpdateUser,
-// DeleteUser and SetPassword are idempotent, so a controller can observe,
-// compare and then write only what differs.
+// (GetUser, FindUserByEmail, GetGroup, FindGroupByName, ListGroupMembers)
+// have no side effects, and the writes (including SetPassword) are
+// idempotent, so a controller can observe, compare and then write only what
+// differs.
+//
+// Group membership is written as a diff (MemberDiff: the members to add and
+// to remove) rather than as a whole list, because that is what the protocols
+// do cheaply: LDAP modifies a groupOfNames with add/delete of member values,
+// and SCIM PATCHes a Group with add/remove operations on members. A group of
+// 10,000 members that gains one therefore costs one small call.
 package store
 
 import (
@@ -19,7 +26,7 @@ var (
 	// ErrNotFound means the object is not in the store.
 	ErrNotFound = errors.New("not found in the store")
 	// ErrAlreadyExists means another object holds the same unique key (for a
-	// user, the email).
+	// user, the email; for a group, the name or the external ID).
 	ErrAlreadyExists = errors.New("already exists in the store")
 	// ErrUnavailable means the store could not be reached; try again later.
 	ErrUnavailable = errors.New("store unavailable")
@@ -124,6 +131,61 @@ func (u UserUpdate) Apply(user User) User {
 	return user
 }
 
+// Group is a group as the store holds it. Its members are read and written
+// apart from it (ListGroupMembers, UpdateGroupMembers), because a group may
+// have many thousands of them.
+type Group struct {
+	// ID is the store's identifier for the group; set by the store.
+	ID string
+	// Name is the group's unique and unchanging key, chosen by the client
+	// that creates the group: an LDAP backend makes it the entry's cn, a SCIM
+	// backend the attribute it looks groups up by. Roster uses it to find its
+	// group again when it lost the ID.
+	Name string
+	// DisplayName is the name people see.
+	DisplayName string
+	// ExternalID is the group's identifier in other systems; unique within
+	// the store when set.
+	ExternalID string
+	// Description says what the group is for.
+	Description string
+}
+
+// GroupUpdate changes some fields of a group. A nil field is left as it is
+// in the store.
+type GroupUpdate struct {
+	DisplayName *string
+	ExternalID  *string
+	Description *string
+}
+
+// IsEmpty reports whether the update changes nothing.
+func (u GroupUpdate) IsEmpty() bool {
+	return u.DisplayName == nil && u.ExternalID == nil && u.Description == nil
+}
+
+// Apply returns the group with the update applied.
+func (u GroupUpdate) Apply(g Group) Group {
+	for _, f := range []struct{ dst, v *string }{
+		{&g.DisplayName, u.DisplayName}, {&g.ExternalID, u.ExternalID}, {&g.Description, u.Description},
+	} {
+		if f.v != nil {
+			*f.dst = *f.v
+		}
+	}
+	return g
+}
+
+// MemberDiff is a change of a group's membership: the store user IDs to add
+// and to remove. Members it does not name are left as they are.
+type MemberDiff struct {
+	Add    []string
+	Remove []string
+}
+
+// IsEmpty reports whether the diff changes nothing.
+func (d MemberDiff) IsEmpty() bool { return len(d.Add) == 0 && len(d.Remove) == 0 }
+
 // Store is an identity store. Implementations are safe for concurrent use.
 type Store interface {
 	// Kind names the backend ("embedded", "ldap", "scim") for logs and metrics.
@@ -141,13 +203,42 @@ type Store interface {
 	CreateUser(ctx context.Context, user User) (User, error)
 	// UpdateUser changes the fields the update names and returns the user.
 	UpdateUser(ctx context.Context, id string, update UserUpdate) (User, error)
-	// DeleteUser removes a user. A user already gone is not an error.
+	// DeleteUser removes a user, and with it the user's membership in every
+	// group, so that no group is left naming a user that is gone. A user
+	// already gone is not an error.
 	DeleteUser(ctx context.Context, id string) error
 	// SetPassword sets the user's password and marks the user activated. The
 	// store keeps only a one-way hash (or hands the password to a directory
 	// that does). It returns ErrNotFound for a missing user and
 	// ErrPasswordsUnsupported when Capabilities().Passwords is false.
 	SetPassword(ctx context.Context, id, password string) error
+
+	// GetGroup returns the group with the store ID, or ErrNotFound.
+	GetGroup(ctx context.Context, id string) (Group, error)
+	// FindGroupByName returns the group with the name (compared exactly), or
+	// ErrNotFound.
+	FindGroupByName(ctx context.Context, name string) (Group, error)
+	// CreateGroup adds a group with its first members (store user IDs) and
+	// returns it with its ID. It returns ErrAlreadyExists when another group
+	// holds the name or the external ID, and ErrNotFound when a member is not
+	// a user in the store.
+	CreateGroup(ctx context.Context, group Group, members []string) (Group, error)
+	// UpdateGroup changes the fields the update names and returns the group.
+	// It returns ErrAlreadyExists when another group holds the new external ID.
+	UpdateGroup(ctx context.Context, id string, update GroupUpdate) (Group, error)
+	// ListGroupMembers returns the store IDs of the group's members, sorted.
+	// A backend that pages reads every page before answering: a partial list
+	// would make a diff remove members that are still there.
+	ListGroupMembers(ctx context.Context, id string) ([]string, error)
+	// UpdateGroupMembers adds and removes the members the diff names, and
+	// nothing else, in one call. Adding a member already in the group or
+	// removing one not in it is not an error. It returns ErrNotFound when the
+	// group is gone or a member to add is not a user in the store; then
+	// nothing is changed.
+	UpdateGroupMembers(ctx context.Context, id string, diff MemberDiff) error
+	// DeleteGroup removes a group; its members stay in the store. A group
+	// already gone is not an error.
+	DeleteGroup(ctx context.Context, id string) error
 
 	// Close releases the store's resources.
 	Close() error

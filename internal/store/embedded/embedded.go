@@ -27,10 +27,24 @@ const Kind = "embedded"
 // FileName is the database file inside the data folder.
 const FileName = "roster.db"
 
+// Buckets. Membership is kept in both directions, one nested bucket per
+// group (its members) and per user (its groups), so that a membership diff
+// and a user's deletion touch only the keys concerned, whatever the size of
+// the group.
 var (
-	bucketUsers   = []byte("users")
-	bucketByEmail = []byte("users-by-email")
+	bucketUsers        = []byte("users")
+	bucketByEmail      = []byte("users-by-email")
+	bucketGroups       = []byte("groups")
+	bucketGroupsByName = []byte("groups-by-name")
+	bucketGroupsByExt  = []byte("groups-by-external-id")
+	bucketGroupMembers = []byte("group-members") // group ID -> {user ID}
+	bucketUserGroups   = []byte("user-groups")   // user ID -> {group ID}
 )
+
+var allBuckets = [][]byte{
+	bucketUsers, bucketByEmail, bucketGroups, bucketGroupsByName, bucketGroupsByExt,
+	bucketGroupMembers, bucketUserGroups,
+}
 
 // Store is the embedded identity store. Writes go through bbolt's Batch, so
 // that concurrent reconcilers share one transaction and one fsync instead of
@@ -54,7 +68,7 @@ func Open(dir string) (*Store, error) {
 		return nil, fmt.Errorf("opening embedded store %q: %w", path, err)
 	}
 	err = db.Update(func(tx *bolt.Tx) error {
-		for _, b := range [][]byte{bucketUsers, bucketByEmail} {
+		for _, b := range allBuckets {
 			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
 				return err
 			}
@@ -212,6 +226,9 @@ func (s *Store) DeleteUser(ctx context.Context, id string) error {
 			if errors.Is(err, store.ErrNotFound) {
 				return nil
 			}
+			return err
+		}
+		if err := leaveAllGroups(tx, id); err != nil {
 			return err
 		}
 		if err := tx.Bucket(bucketByEmail).Delete(emailKey(r.Email)); err != nil {

@@ -37,6 +37,16 @@ func Run(t *testing.T, newStore Factory) {
 		{"ConcurrentUse", testConcurrentUse},
 		{"SetPasswordActivates", testSetPasswordActivates},
 		{"SetPasswordOfMissingUser", testSetPasswordOfMissingUser},
+		{"GroupCreateAndGet", testGroupCreateAndGet},
+		{"GroupNotFound", testGroupNotFound},
+		{"GroupDuplicateNameAndExternalID", testGroupDuplicates},
+		{"GroupUpdateOnlyNamedFields", testGroupUpdateOnlyNamedFields},
+		{"GroupMembershipDiff", testGroupMembershipDiff},
+		{"GroupMembershipDiffIsAtomic", testGroupMembershipDiffIsAtomic},
+		{"GroupDeleteIsIdempotent", testGroupDeleteIsIdempotent},
+		{"DeleteUserLeavesGroups", testDeleteUserLeavesGroups},
+		{"GroupConcurrentUse", testGroupConcurrentUse},
+		{"LargeGroup", testLargeGroup},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

@@ -1,0 +1,531 @@
+package controllers
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"maps"
+	"math/rand/v2"
+	"slices"
+	"strings"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/tools/events"
+	"k8s.io/client-go/util/workqueue"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/builder"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/controller"
+	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
+	"sigs.k8s.io/controller-runtime/pkg/event"
+	"sigs.k8s.io/controller-runtime/pkg/handler"
+	"sigs.k8s.io/controller-runtime/pkg/log"
+	"sigs.k8s.io/controller-runtime/pkg/reconcile"
+
+	"roster.dev/roster/api/v1alpha1"
+	"roster.dev/roster/internal/conditions"
+	"roster.dev/roster/internal/patch"
+	"roster.dev/roster/internal/store"
+)
+
+// GroupReconciler provisions Groups into the identity store and keeps each
+// store group's membership equal to the Group's effective members.
+type GroupReconciler struct {
+	client.Client
+	Store    store.Store
+	Recorder events.EventRecorder
+
+	// ResyncPeriod is how often an unchanged Group is compared with the
+	// store again; each Group's period is jittered by up to a tenth.
+	ResyncPeriod time.Duration
+	// MaxConcurrentReconciles bounds the workers.
+	MaxConcurrentReconciles int
+	// MaxStatusMembers caps status.members (MaxStatusMembers when zero);
+	// memberCount always counts every member.
+	MaxStatusMembers int
+}
+
+// Reasons a Group reports in conditions and events, besides the ones it
+// shares with Users (Provisioned, Created, Updated, Deleted, InvalidSpec,
+// StoreError, StoreUnavailable).
+const (
+	ReasonMembersChanged      = "MembersChanged"
+	ReasonDuplicateExternalID = "DuplicateExternalID"
+	ReasonMembersResolved     = "MembersResolved"
+	ReasonMembersMissing      = "MembersMissing"
+	ReasonMembersPending      = "MembersPending"
+	ReasonTooManyMembers      = "TooManyMembers"
+)
+
+// +kubebuilder:rbac:groups=iam.roster.dev,resources=groups,verbs=get;list;watch;update;patch
+// +kubebuilder:rbac:groups=iam.roster.dev,resources=groups/status,verbs=get;update;patch
+// +kubebuilder:rbac:groups=iam.roster.dev,resources=groups/finalizers,verbs=update
+
+// groupPass is what one reconcile pass observed; status is computed from it.
+type groupPass struct {
+	observed   *store.Group // the store group, nil when it is not in the store
+	membership *Membership  // nil until resolved
+	summary    *conditions.Summary
+}
+
+func (p *groupPass) set(state conditions.State, reason, format string, args ...any) {
+	p.summary = &conditions.Summary{State: state, Reason: reason, Message: fmt.Sprintf(format, args...)}
+}
+
+// Reconcile brings one Group's store group to its spec and members.
+func (r *GroupReconciler) Reconcile(ctx context.Context, req ctrl.Request) (result ctrl.Result, retErr error) {
+	group := &v1alpha1.Group{}
+	if err := r.Get(ctx, req.NamespacedName, group); err != nil {
+		return ctrl.Result{}, client.IgnoreNotFound(err)
+	}
+
+	base := group.DeepCopy()
+	pass := &groupPass{}
+	defer func() {
+		r.computeStatus(group, pass, retErr)
+		if err := patch.Status(ctx, r.Client, group, base, group.Status, base.Status); err != nil {
+			retErr = errors.Join(retErr, fmt.Errorf("patching status: %w", err))
+		}
+	}()
+
+	if !group.DeletionTimestamp.IsZero() {
+		return requeueOnConflict(r.reconcileDelete(ctx, group, pass))
+	}
+	if err := r.ensureFinalizer(ctx, group, base); err != nil {
+		return requeueOnConflict(err)
+	}
+	selector, err := r.validate(group, pass)
+	if err != nil {
+		return ctrl.Result{}, err
+	}
+	if owner, err := r.externalIDOwner(ctx, group); err != nil || owner != nil {
+		if owner != nil {
+			pass.set(conditions.Stalled, ReasonDuplicateExternalID,
+				"spec.externalID %q is held by Group %s/%s; this Group is provisioned once that one lets go of it.",
+				group.Spec.ExternalID, owner.Namespace, owner.Name)
+		}
+		return ctrl.Result{}, err
+	}
+	if err := r.resolveMembers(ctx, group, selector, pass); err != nil {
+		return ctrl.Result{}, err
+	}
+	if err := r.observe(ctx, group, pass); err != nil {
+		return ctrl.Result{}, r.storeFailed(pass, "reading", err)
+	}
+	if err := r.ensureInStore(ctx, group, pass); err != nil {
+		return r.refusedOrFailed(group, pass, "creating", err)
+	}
+	if err := r.ensureUpToDate(ctx, group, pass); err != nil {
+		return r.refusedOrFailed(group, pass, "updating", err)
+	}
+	if err := r.syncMembers(ctx, group, pass); err != nil {
+		return ctrl.Result{}, r.storeFailed(pass, "updating the members of", err)
+	}
+	return ctrl.Result{RequeueAfter: r.resyncAfter()}, nil
+}
+
+// ensureFinalizer adds the finalizer before anything is written to the
+// store, so that no store group can outlive its Group unnoticed.
+func (r *GroupReconciler) ensureFinalizer(ctx context.Context, group, base *v1alpha1.Group) error {
+	if controllerutil.ContainsFinalizer(group, v1alpha1.Finalizer) {
+		return nil
+	}
+	before := group.DeepCopy()
+	controllerutil.AddFinalizer(group, v1alpha1.Finalizer)
+	if err := r.Patch(ctx, group, client.MergeFromWithOptions(before, client.MergeFromWithOptimisticLock{})); err != nil {
+		return fmt.Errorf("adding finalizer: %w", err)
+	}
+	base.ObjectMeta = *group.ObjectMeta.DeepCopy()
+	return nil
+}
+
+// validate checks what the schema cannot and returns the parsed selector. A
+// Group that fails is Stalled and changes nothing in the store.
+func (r *GroupReconciler) validate(group *v1alpha1.Group, pass *groupPass) (labels.Selector, error) {
+	selector, err := MemberSelector(group)
+	if err != nil {
+		pass.set(conditions.Stalled, ReasonInvalidSpec, "spec.memberSelector is not a valid label selector: %v.", err)
+		return nil, reconcile.TerminalError(fmt.Errorf("spec.memberSelector: %w", err))
+	}
+	if bad := InvalidMemberNames(group); len(bad) > 0 {
+		pass.set(conditions.Stalled, ReasonInvalidSpec, "Not valid User names: %s.", nameList(bad, 5))
+		return nil, reconcile.TerminalError(fmt.Errorf("invalid member names: %s", strings.Join(bad, ", ")))
+	}
+	return selector, nil
+}
+
+// externalIDOwner returns the Group that holds the same external ID when
+// that is not this one: the oldest, in any namespace, since all share one
+// store.
+func (r *GroupReconciler) externalIDOwner(ctx context.Context, group *v1alpha1.Group) (*v1alpha1.Group, error) {
+	if group.Spec.ExternalID == "" {
+		return nil, nil
+	}
+	var list v1alpha1.GroupList
+	if err := r.List(ctx, &list, client.MatchingFields{GroupExternalIDIndex: group.Spec.ExternalID}); err != nil {
+		return nil, fmt.Errorf("listing Groups with the same external ID: %w", err)
+	}
+	owner := group
+	for i := range list.Items {
+		if groupHoldsBefore(&list.Items[i], owner) {
+			owner = &list.Items[i]
+		}
+	}
+	if owner.UID == group.UID {
+		return nil, nil
+	}
+	return owner, nil
+}
+
+// resolveMembers finds the effective members in the cache: each User
+// spec.members names, the Users the selector matches in the namespace, and
+// the Users whose spec.groups names the Group (by index).
+func (r *GroupReconciler) resolveMembers(ctx context.Context, group *v1alpha1.Group, selector labels.Selector, pass *groupPass) error {
+	var candidates []*v1alpha1.User
+	for _, name := range group.Spec.Members {
+		u := &v1alpha1.User{}
+		err := r.Get(ctx, types.NamespacedName{Namespace: group.Namespace, Name: name}, u)
+		switch {
+		case apierrors.IsNotFound(err):
+			continue
+		case err != nil:
+			return fmt.Errorf("getting member %s: %w", name, err)
+		}
+		candidates = append(candidates, u)
+	}
+	lists := []client.ListOption{client.MatchingFields{UserGroupsIndex: group.Name}}
+	if group.Spec.MemberSelector != nil {
+		lists = append(lists, client.MatchingLabelsSelector{Selector: selector})
+	}
+	for _, opt := range lists {
+		var list v1alpha1.UserList
+		if err := r.List(ctx, &list, client.InNamespace(group.Namespace), opt); err != nil {
+			return fmt.Errorf("listing member Users: %w", err)
+		}
+		for i := range list.Items {
+			candidates = append(candidates, &list.Items[i])
+		}
+	}
+	m := EffectiveMembers(group, selector, candidates)
+	pass.membership = &m
+	return nil
+}
+
+// observe reads the store group afresh: by store ID when one is known, else
+// by its name.
+func (r *GroupReconciler) observe(ctx context.Context, group *v1alpha1.Group, pass *groupPass) error {
+	var (
+		got store.Group
+		err = store.ErrNotFound
+	)
+	if id := group.Status.StoreID; id != "" {
+		got, err = r.Store.GetGroup(ctx, id)
+	}
+	if errors.Is(err, store.ErrNotFound) {
+		got, err = r.Store.FindGroupByName(ctx, StoreGroupName(group))
+	}
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		pass.observed = nil
+		return nil
+	case err != nil:
+		return err
+	}
+	pass.observed = &got
+	return nil
+}
+
+// ensureInStore creates the store group with its members in one call.
+func (r *GroupReconciler) ensureInStore(ctx context.Context, group *v1alpha1.Group, pass *groupPass) error {
+	if pass.observed != nil {
+		return nil
+	}
+	desired := DesiredStoreGroup(group)
+	if desired.DisplayName == "" {
+		desired.DisplayName = group.Name
+	}
+	created, err := r.Store.CreateGroup(ctx, desired, pass.membership.StoreIDs)
+	if err != nil {
+		return err
+	}
+	pass.observed = &created
+	r.event(group, corev1.EventTypeNormal, ReasonCreated, "Create",
+		"Created the group in the %s store with %d members.", r.Store.Kind(), len(pass.membership.StoreIDs))
+	return nil
+}
+
+func (r *GroupReconciler) ensureUpToDate(ctx context.Context, group *v1alpha1.Group, pass *groupPass) error {
+	update := store.GroupDiff(DesiredStoreGroup(group), *pass.observed)
+	if update.IsEmpty() {
+		return nil
+	}
+	updated, err := r.Store.UpdateGroup(ctx, pass.observed.ID, update)
+	if err != nil {
+		return err
+	}
+	pass.observed = &updated
+	var fields []string
+	for _, f := range []struct {
+		name    string
+		changed bool
+	}{{"displayName", update.DisplayName != nil}, {"externalID", update.ExternalID != nil}, {"description", update.Description != nil}} {
+		if f.changed {
+			fields = append(fields, f.name)
+		}
+	}
+	r.event(group, corev1.EventTypeNormal, ReasonUpdated, "Update", "Updated %s in the store.", strings.Join(fields, ", "))
+	return nil
+}
+
+// syncMembers reads the store group's members afresh and writes the
+// difference from the effective members as one diff; nothing when they agree.
+func (r *GroupReconciler) syncMembers(ctx context.Context, group *v1alpha1.Group, pass *groupPass) error {
+	observed, err := r.Store.ListGroupMembers(ctx, pass.observed.ID)
+	if err != nil {
+		return err
+	}
+	diff := store.MembershipDiff(pass.membership.StoreIDs, observed)
+	if diff.IsEmpty() {
+		return nil
+	}
+	if err := r.Store.UpdateGroupMembers(ctx, pass.observed.ID, diff); err != nil {
+		return err
+	}
+	r.event(group, corev1.EventTypeNormal, ReasonMembersChanged, "UpdateMembers",
+		"Added %d and removed %d members in the store.", len(diff.Add), len(diff.Remove))
+	return nil
+}
+
+// reconcileDelete removes the store group, and only it, then the finalizer.
+// A store group already gone counts as deleted.
+func (r *GroupReconciler) reconcileDelete(ctx context.Context, group *v1alpha1.Group, pass *groupPass) error {
+	if !controllerutil.ContainsFinalizer(group, v1alpha1.Finalizer) {
+		return nil
+	}
+	if err := r.observe(ctx, group, pass); err != nil {
+		return r.storeFailed(pass, "reading", err)
+	}
+	if pass.observed != nil {
+		if err := r.Store.DeleteGroup(ctx, pass.observed.ID); err != nil {
+			return r.storeFailed(pass, "deleting", err)
+		}
+		r.event(group, corev1.EventTypeNormal, ReasonDeleted, "Delete", "Deleted the group from the store; its members stay.")
+	}
+	before := group.DeepCopy()
+	controllerutil.RemoveFinalizer(group, v1alpha1.Finalizer)
+	if err := r.Patch(ctx, group, client.MergeFromWithOptions(before, client.MergeFromWithOptimisticLock{})); err != nil {
+		return fmt.Errorf("removing finalizer: %w", client.IgnoreNotFound(err))
+	}
+	pass.observed = nil
+	return nil
+}
+
+// refusedOrFailed tells a store that refuses the external ID (a store group
+// without a Group holds it: a person must resolve it) from a failed call.
+// The refusal is checked again at each resync, since the other group may go.
+func (r *GroupReconciler) refusedOrFailed(group *v1alpha1.Group, pass *groupPass, doing string, err error) (ctrl.Result, error) {
+	if errors.Is(err, store.ErrAlreadyExists) {
+		pass.set(conditions.Stalled, ReasonDuplicateExternalID,
+			"spec.externalID %q is held by another group in the %s store; nothing was changed.", group.Spec.ExternalID, r.Store.Kind())
+		return ctrl.Result{RequeueAfter: r.resyncAfter()}, nil
+	}
+	return ctrl.Result{}, r.storeFailed(pass, doing, err)
+}
+
+// storeFailed records a failed store call on the pass and returns the error
+// for backoff.
+func (r *GroupReconciler) storeFailed(pass *groupPass, doing string, err error) error {
+	reason := ReasonStoreError
+	if errors.Is(err, store.ErrUnavailable) {
+		reason = ReasonStoreUnavailable
+	}
+	pass.set(conditions.Progressing, reason, "Failed %s the group in the %s store, retrying: %v.", doing, r.Store.Kind(), err)
+	return fmt.Errorf("%s the group in the store: %w", doing, err)
+}
+
+// computeStatus is the one place the status is written from what the pass
+// observed.
+func (r *GroupReconciler) computeStatus(group *v1alpha1.Group, pass *groupPass, err error) {
+	st := &group.Status
+	if pass.observed != nil {
+		st.StoreID = pass.observed.ID
+	}
+	if m := pass.membership; m != nil {
+		limit := r.MaxStatusMembers
+		if limit <= 0 {
+			limit = MaxStatusMembers
+		}
+		members, truncated := TruncateMembers(m.Members, limit, maxStatusMembersBytes)
+		st.Members = members
+		st.MemberCount = int32(len(m.Members))
+		setMembersConditions(st, group.Generation, m, truncated)
+	}
+
+	if pass.summary == nil {
+		switch {
+		case err != nil:
+			pass.set(conditions.Progressing, ReasonStoreError, "Reconciling failed, retrying: %v.", err)
+		case !group.DeletionTimestamp.IsZero(), pass.membership == nil:
+			return // being deleted, or stopped early by a conflict: the next pass reports
+		default:
+			pass.set(conditions.Ready, ReasonProvisioned, "The group is in the %s store with %d members.",
+				r.Store.Kind(), len(pass.membership.StoreIDs))
+		}
+	}
+	conditions.Apply(&st.Conditions, group.Generation, *pass.summary)
+	st.ObservedGeneration = group.Generation
+}
+
+// setMembersConditions reports members that are missing or not in the store
+// yet, and a member list cut short.
+func setMembersConditions(st *v1alpha1.GroupStatus, gen int64, m *Membership, truncated bool) {
+	resolved := metav1.Condition{
+		Type: v1alpha1.ConditionMembersResolved, Status: metav1.ConditionTrue, ObservedGeneration: gen,
+		Reason: ReasonMembersResolved, Message: "Every member is a User in the store.",
+	}
+	var parts []string
+	if len(m.Missing) > 0 {
+		resolved.Reason = ReasonMembersMissing
+		parts = append(parts, fmt.Sprintf("spec.members names Users that do not exist: %s; they become members when they are created.", nameList(m.Missing, 10)))
+	}
+	if len(m.Pending) > 0 {
+		if len(m.Missing) == 0 {
+			resolved.Reason = ReasonMembersPending
+		}
+		parts = append(parts, fmt.Sprintf("Members not in the store yet, added once they are: %s.", nameList(m.Pending, 10)))
+	}
+	if len(parts) > 0 {
+		resolved.Status, resolved.Message = metav1.ConditionFalse, strings.Join(parts, " ")
+	}
+	meta.SetStatusCondition(&st.Conditions, resolved)
+
+	if !truncated {
+		meta.RemoveStatusCondition(&st.Conditions, v1alpha1.ConditionMembersTruncated)
+		return
+	}
+	meta.SetStatusCondition(&st.Conditions, metav1.Condition{
+		Type: v1alpha1.ConditionMembersTruncated, Status: metav1.ConditionTrue, ObservedGeneration: gen,
+		Reason: ReasonTooManyMembers,
+		Message: fmt.Sprintf("status.members lists the first %d of %d members, to keep the Group under the API server's size limit; memberCount counts them all.",
+			len(st.Members), len(m.Members)),
+	})
+}
+
+func (r *GroupReconciler) event(group *v1alpha1.Group, typ, reason, action, format string, args ...any) {
+	if r.Recorder != nil {
+		r.Recorder.Eventf(group, nil, typ, reason, action, format, args...)
+	}
+}
+
+func (r *GroupReconciler) resyncAfter() time.Duration {
+	if r.ResyncPeriod <= 0 {
+		return 0
+	}
+	return r.ResyncPeriod + time.Duration(rand.Int64N(int64(r.ResyncPeriod/10)+1))
+}
+
+// SetupWithManager registers the controller and the group indexes. It
+// reacts to spec changes, to Users whose membership may have changed, and to
+// a Group letting go of an external ID that others wait for.
+func (r *GroupReconciler) SetupWithManager(mgr ctrl.Manager) error {
+	if err := IndexGroupFields(context.Background(), mgr.GetFieldIndexer()); err != nil {
+		return err
+	}
+	return ctrl.NewControllerManagedBy(mgr).
+		For(&v1alpha1.Group{}, builder.WithPredicates(specChangedOrDeleting())).
+		Watches(&v1alpha1.User{}, handler.Funcs{
+			CreateFunc: func(ctx context.Context, e event.CreateEvent, q workqueue.TypedRateLimitingInterface[reconcile.Request]) {
+				r.enqueueGroupsOf(ctx, q, e.Object, nil)
+			},
+			UpdateFunc: func(ctx context.Context, e event.UpdateEvent, q workqueue.TypedRateLimitingInterface[reconcile.Request]) {
+				r.enqueueGroupsOf(ctx, q, e.ObjectOld, e.ObjectNew)
+			},
+			DeleteFunc: func(ctx context.Context, e event.DeleteEvent, q workqueue.TypedRateLimitingInterface[reconcile.Request]) {
+				r.enqueueGroupsOf(ctx, q, e.Object, nil)
+			},
+		}).
+		Watches(&v1alpha1.Group{}, handler.Funcs{
+			UpdateFunc: func(ctx context.Context, e event.UpdateEvent, q workqueue.TypedRateLimitingInterface[reconcile.Request]) {
+				old, cur := e.ObjectOld.(*v1alpha1.Group), e.ObjectNew.(*v1alpha1.Group)
+				if old.Spec.ExternalID != cur.Spec.ExternalID || (old.DeletionTimestamp.IsZero() && !cur.DeletionTimestamp.IsZero()) {
+					r.enqueueSharingExternalID(ctx, q, old)
+				}
+			},
+			DeleteFunc: func(ctx context.Context, e event.DeleteEvent, q workqueue.TypedRateLimitingInterface[reconcile.Request]) {
+				if g, ok := e.Object.(*v1alpha1.Group); ok {
+					r.enqueueSharingExternalID(ctx, q, g)
+				}
+			},
+		}).
+		WithOptions(controller.Options{MaxConcurrentReconciles: max(1, r.MaxConcurrentReconciles)}).
+		Named("group").
+		Complete(r)
+}
+
+// enqueueGroupsOf re-queues exactly the Groups a User event affects. For a
+// creation or deletion (cur nil) that is every Group the User belongs to.
+// For an update it is the Groups it joined or left (labels or spec.groups
+// changed) or, when its store ID changed or its deletion began, every Group
+// it belongs to before or after, since their store membership changes.
+func (r *GroupReconciler) enqueueGroupsOf(ctx context.Context, q workqueue.TypedRateLimitingInterface[reconcile.Request], prev, cur client.Object) {
+	before, ok := prev.(*v1alpha1.User)
+	if !ok {
+		return
+	}
+	if after, ok := cur.(*v1alpha1.User); ok && !membershipMayDiffer(before, after) {
+		return // a status write or a change that does not touch membership
+	}
+	groupsBefore, err := groupsOfUser(ctx, r.Client, before)
+	if err != nil {
+		log.FromContext(ctx).Error(err, "Finding the Groups of a User", "user", client.ObjectKeyFromObject(before))
+		return
+	}
+	affected := groupsBefore
+	if after, ok := cur.(*v1alpha1.User); ok {
+		groupsAfter, err := groupsOfUser(ctx, r.Client, after)
+		if err != nil {
+			log.FromContext(ctx).Error(err, "Finding the Groups of a User", "user", client.ObjectKeyFromObject(after))
+			return
+		}
+		storeChanged := before.Status.StoreID != after.Status.StoreID ||
+			before.DeletionTimestamp.IsZero() != after.DeletionTimestamp.IsZero()
+		affected = symmetricDifference(groupsBefore, groupsAfter)
+		if storeChanged {
+			affected = union(groupsBefore, groupsAfter)
+		}
+	}
+	for _, name := range affected {
+		q.Add(reconcile.Request{NamespacedName: types.NamespacedName{Namespace: before.Namespace, Name: name}})
+	}
+}
+
+func (r *GroupReconciler) enqueueSharingExternalID(ctx context.Context, q workqueue.TypedRateLimitingInterface[reconcile.Request], group *v1alpha1.Group) {
+	if group.Spec.ExternalID == "" {
+		return
+	}
+	var list v1alpha1.GroupList
+	if err := r.List(ctx, &list, client.MatchingFields{GroupExternalIDIndex: group.Spec.ExternalID}); err != nil {
+		log.FromContext(ctx).Error(err, "Listing Groups with the same external ID")
+		return
+	}
+	for i := range list.Items {
+		if list.Items[i].UID != group.UID {
+			q.Add(reconcile.Request{NamespacedName: client.ObjectKeyFromObject(&list.Items[i])})
+		}
+	}
+}
+
+// membershipMayDiffer reports whether a User update can change which Groups
+// it belongs to or what its Groups write to the store.
+func membershipMayDiffer(before, after *v1alpha1.User) bool {
+	return !maps.Equal(before.Labels, after.Labels) ||
+		!slices.Equal(before.Spec.Groups, after.Spec.Groups) ||
+		before.Status.StoreID != after.Status.StoreID ||
+		before.DeletionTimestamp.IsZero() != after.DeletionTimestamp.IsZero()
+}

@@ -1,0 +1,253 @@
+package controllers
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/util/workqueue"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/event"
+	"sigs.k8s.io/controller-runtime/pkg/handler"
+	"sigs.k8s.io/controller-runtime/pkg/log"
+	"sigs.k8s.io/controller-runtime/pkg/reconcile"
+
+	"roster.dev/roster/api/v1alpha1"
+	"roster.dev/roster/internal/store"
+)
+
+// This file is the User controller's side of groups: status.groups, leaving
+// groups when a retained User is deleted, and re-queueing the Users a Group
+// change affects. Membership itself is written by the Group controller.
+
+// resolveGroups computes the User's effective Groups for status.groups from
+// the cache. spec.groups counts only for Groups that exist: a name with no
+// Group yet shows up once the Group is created (the Group watch re-queues
+// the User).
+func (r *UserReconciler) resolveGroups(ctx context.Context, user *v1alpha1.User, pass *userPass) error {
+	groups, err := effectiveGroups(ctx, r.Client, user)
+	if err != nil {
+		return err
+	}
+	pass.groups = make([]string, 0, len(groups))
+	for i := range groups {
+		pass.groups = append(pass.groups, groups[i].Name)
+	}
+	pass.groupsResolved = true
+	return nil
+}
+
+// leaveGroups takes a User whose store user stays (deletionPolicy Retain)
+// out of the store groups of its Groups before the User goes: without the
+// User it is no member of them. Store groups without a Group are left as
+// they are. A User whose store user is deleted needs none of this: DeleteUser
+// removes a user from every group.
+func (r *UserReconciler) leaveGroups(ctx context.Context, user *v1alpha1.User, pass *userPass) error {
+	groups, err := effectiveGroups(ctx, r.Client, user)
+	if err != nil {
+		return err
+	}
+	for i := range groups {
+		id := groups[i].Status.StoreID
+		if id == "" {
+			continue
+		}
+		err := r.Store.UpdateGroupMembers(ctx, id, store.MemberDiff{Remove: []string{pass.observed.ID}})
+		if err != nil && !errors.Is(err, store.ErrNotFound) {
+			return fmt.Errorf("leaving group %s: %w", groups[i].Name, err)
+		}
+	}
+	return nil
+}
+
+// groupsSelectingOrNaming returns the Groups in the User's namespace that
+// name it in spec.members or select it by label, from the indexes.
+func groupsSelectingOrNaming(ctx context.Context, c client.Reader, user *v1alpha1.User) ([]v1alpha1.Group, error) {
+	var named, selecting v1alpha1.GroupList
+	if err := c.List(ctx, &named, client.InNamespace(user.Namespace), client.MatchingFields{GroupMembersIndex: user.Name}); err != nil {
+		return nil, fmt.Errorf("listing Groups naming the User: %w", err)
+	}
+	if err := c.List(ctx, &selecting, client.InNamespace(user.Namespace), client.MatchingFields{GroupSelectorIndex: "true"}); err != nil {
+		return nil, fmt.Errorf("listing Groups with a member selector: %w", err)
+	}
+	var out []v1alpha1.Group
+	for _, g := range append(named.Items, selecting.Items...) {
+		selector, err := MemberSelector(&g)
+		if err != nil {
+			continue // the Group reports its own invalid selector
+		}
+		if IsMemberOf(user, &g, selector) && !slices.ContainsFunc(out, func(o v1alpha1.Group) bool { return o.Name == g.Name }) {
+			out = append(out, g)
+		}
+	}
+	return out, nil
+}
+
+// effectiveGroups returns the existing Groups the User belongs to by any
+// route, sorted by name; Groups being deleted are left out.
+func effectiveGroups(ctx context.Context, c client.Reader, user *v1alpha1.User) ([]v1alpha1.Group, error) {
+	groups, err := groupsSelectingOrNaming(ctx, c, user)
+	if err != nil {
+		return nil, err
+	}
+	for _, name := range user.Spec.Groups {
+		if slices.ContainsFunc(groups, func(g v1alpha1.Group) bool { return g.Name == name }) {
+			continue
+		}
+		var g v1alpha1.Group
+		err := c.Get(ctx, types.NamespacedName{Namespace: user.Namespace, Name: name}, &g)
+		switch {
+		case apierrors.IsNotFound(err):
+			continue
+		case err != nil:
+			return nil, fmt.Errorf("getting Group %s: %w", name, err)
+		}
+		if g.DeletionTimestamp.IsZero() {
+			groups = append(groups, g)
+		}
+	}
+	slices.SortFunc(groups, func(a, b v1alpha1.Group) int { return strings.Compare(a.Name, b.Name) })
+	return groups, nil
+}
+
+// groupsOfUser names the Groups the User belongs to, for re-queueing: the
+// names in its spec.groups count whether or not such a Group exists, since
+// re-queueing a missing Group costs nothing.
+func groupsOfUser(ctx context.Context, c client.Reader, user *v1alpha1.User) ([]string, error) {
+	groups, err := groupsSelectingOrNaming(ctx, c, user)
+	if err != nil {
+		return nil, err
+	}
+	names := slices.Clone(user.Spec.Groups)
+	for i := range groups {
+		names = append(names, groups[i].Name)
+	}
+	slices.Sort(names)
+	return slices.Compact(names), nil
+}
+
+// groupEvents re-queues the Users whose effective Groups a Group event
+// changes: on creation and deletion its members, on an update the Users
+// that joined or left it.
+func (r *UserReconciler) groupEvents() handler.EventHandler {
+	return handler.Funcs{
+		CreateFunc: func(ctx context.Context, e event.CreateEvent, q workqueue.TypedRateLimitingInterface[reconcile.Request]) {
+			r.enqueueMembersOf(ctx, q, nil, e.Object)
+		},
+		UpdateFunc: func(ctx context.Context, e event.UpdateEvent, q workqueue.TypedRateLimitingInterface[reconcile.Request]) {
+			if e.ObjectOld.GetGeneration() == e.ObjectNew.GetGeneration() &&
+				e.ObjectOld.GetDeletionTimestamp().IsZero() == e.ObjectNew.GetDeletionTimestamp().IsZero() {
+				return // a status write: membership did not change
+			}
+			r.enqueueMembersOf(ctx, q, e.ObjectOld, e.ObjectNew)
+		},
+		DeleteFunc: func(ctx context.Context, e event.DeleteEvent, q workqueue.TypedRateLimitingInterface[reconcile.Request]) {
+			r.enqueueMembersOf(ctx, q, e.Object, nil)
+		},
+	}
+}
+
+// enqueueMembersOf re-queues the Users whose membership differs between the
+// Group before (nil: did not exist) and after (nil: gone).
+func (r *UserReconciler) enqueueMembersOf(ctx context.Context, q workqueue.TypedRateLimitingInterface[reconcile.Request], before, after client.Object) {
+	old, cur := asGroup(before), asGroup(after)
+	ns := cur.Namespace
+	if ns == "" {
+		ns = old.Namespace
+	}
+	candidates, err := candidateMembers(ctx, r.Client, ns, old, cur)
+	if err != nil {
+		log.FromContext(ctx).Error(err, "Finding the members of a Group")
+		return
+	}
+	oldSel, _ := MemberSelector(old)
+	curSel, _ := MemberSelector(cur)
+	for _, u := range candidates {
+		if IsMemberOf(u, old, oldSel) != IsMemberOf(u, cur, curSel) {
+			q.Add(reconcile.Request{NamespacedName: client.ObjectKeyFromObject(u)})
+		}
+	}
+}
+
+// candidateMembers returns the Users that may belong to any of the Groups by
+// any route, from the cache: spec.members names them, a selector matches
+// them, or their spec.groups names the Group.
+func candidateMembers(ctx context.Context, c client.Reader, ns string, groups ...*v1alpha1.Group) ([]*v1alpha1.User, error) {
+	var out []*v1alpha1.User
+	seen := map[string]bool{}
+	add := func(list *v1alpha1.UserList) {
+		for i := range list.Items {
+			if u := &list.Items[i]; !seen[u.Name] {
+				seen[u.Name] = true
+				out = append(out, u)
+			}
+		}
+	}
+	for _, g := range groups {
+		if g.Name == "" {
+			continue
+		}
+		for _, name := range g.Spec.Members {
+			if seen[name] {
+				continue
+			}
+			u := &v1alpha1.User{}
+			switch err := c.Get(ctx, types.NamespacedName{Namespace: ns, Name: name}, u); {
+			case apierrors.IsNotFound(err):
+				continue
+			case err != nil:
+				return nil, err
+			}
+			seen[name] = true
+			out = append(out, u)
+		}
+		opts := [][]client.ListOption{{client.InNamespace(ns), client.MatchingFields{UserGroupsIndex: g.Name}}}
+		if sel, err := MemberSelector(g); err == nil && g.Spec.MemberSelector != nil {
+			opts = append(opts, []client.ListOption{client.InNamespace(ns), client.MatchingLabelsSelector{Selector: sel}})
+		}
+		for _, o := range opts {
+			var list v1alpha1.UserList
+			if err := c.List(ctx, &list, o...); err != nil {
+				return nil, err
+			}
+			add(&list)
+		}
+	}
+	return out, nil
+}
+
+// symmetricDifference returns the sorted names in exactly one of a and b.
+func symmetricDifference(a, b []string) []string {
+	var out []string
+	for _, n := range a {
+		if !slices.Contains(b, n) {
+			out = append(out, n)
+		}
+	}
+	for _, n := range b {
+		if !slices.Contains(a, n) {
+			out = append(out, n)
+		}
+	}
+	slices.Sort(out)
+	return slices.Compact(out)
+}
+
+// union returns the sorted names in a or b.
+func union(a, b []string) []string {
+	out := append(slices.Clone(a), b...)
+	slices.Sort(out)
+	return slices.Compact(out)
+}
+
+// asGroup returns the Group, or an empty one (no members) for nil.
+func asGroup(obj client.Object) *v1alpha1.Group {
+	if g, ok := obj.(*v1alpha1.Group); ok {
+		return g
+	}
+	return &v1alpha1.Group{}
+}
