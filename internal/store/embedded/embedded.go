@@ -46,9 +46,7 @@ var allBuckets = [][]byte{
 	bucketGroupMembers, bucketUserGroups,
 }
 
-// Store is the embedded identity store. Writes go through bbolt's Batch, so
-// that concurrent reconcilers share one transaction and one fsync instead of
-// queueing for a disk flush each.
+// Store is the embedded identity store.
 type Store struct {
 	db  *bolt.DB
 	now func() time.Time
@@ -189,7 +187,7 @@ func (s *Store) CreateUser(ctx context.Context, u store.User) (store.User, error
 	}
 	r := record{ID: newID(), Email: u.Email, ExternalID: u.ExternalID, Activated: u.Activated, CreatedAt: s.now().UTC()}
 	r.set(u)
-	err := s.db.Batch(func(tx *bolt.Tx) error {
+	err := s.db.Update(func(tx *bolt.Tx) error {
 		byEmail := tx.Bucket(bucketByEmail)
 		if byEmail.Get(emailKey(u.Email)) != nil {
 			return fmt.Errorf("user with email %q: %w", u.Email, store.ErrAlreadyExists)
@@ -208,7 +206,7 @@ func (s *Store) CreateUser(ctx context.Context, u store.User) (store.User, error
 // UpdateUser implements store.Store.
 func (s *Store) UpdateUser(ctx context.Context, id string, update store.UserUpdate) (store.User, error) {
 	var r record
-	err := s.db.Batch(func(tx *bolt.Tx) (err error) {
+	err := s.db.Update(func(tx *bolt.Tx) (err error) {
 		if r, err = getRecord(tx, id); err != nil {
 			return err
 		}
@@ -220,7 +218,7 @@ func (s *Store) UpdateUser(ctx context.Context, id string, update store.UserUpda
 
 // DeleteUser implements store.Store.
 func (s *Store) DeleteUser(ctx context.Context, id string) error {
-	return s.db.Batch(func(tx *bolt.Tx) error {
+	return s.db.Update(func(tx *bolt.Tx) error {
 		r, err := getRecord(tx, id)
 		if err != nil {
 			if errors.Is(err, store.ErrNotFound) {
