@@ -53,6 +53,7 @@ type options struct {
 	webBindAddress   string
 	metricsAddress   string
 	probeAddress     string
+	pprofAddress     string
 	leaderElect      bool
 	defaultRole      string
 	resyncPeriod     time.Duration
@@ -99,6 +100,7 @@ func parseFlags(args []string) (*options, error) {
 	fs.StringVar(&o.webBindAddress, "web-bind-address", ":8082", "address the invitation and password pages listen on")
 	fs.StringVar(&o.metricsAddress, "metrics-bind-address", ":8080", "address the metrics endpoint listens on; 0 turns metrics off")
 	fs.StringVar(&o.probeAddress, "health-probe-bind-address", ":8081", "address the health and readiness probes listen on")
+	fs.StringVar(&o.pprofAddress, "pprof-bind-address", "0", "address of the Go profiling endpoint (/debug/pprof); 0 turns it off")
 	fs.BoolVar(&o.leaderElect, "leader-elect", false, "elect a leader so that only one replica reconciles at a time")
 	fs.StringVar(&o.defaultRole, "default-role", "Member", "role of Users that set none; keep it the least privileged role")
 	fs.DurationVar(&o.resyncPeriod, "resync-period", 10*time.Minute, "how often unchanged objects are compared with the store (jittered by up to 10%)")
@@ -355,6 +357,7 @@ func run(args []string) error {
 		Scheme:                 scheme,
 		Metrics:                metricsserver.Options{BindAddress: o.metricsAddress},
 		HealthProbeBindAddress: o.probeAddress,
+		PprofBindAddress:       o.pprofAddress,
 		LeaderElection:         o.leaderElect,
 		LeaderElectionID:       "roster.iam.roster.dev",
 		Cache: cache.Options{

@@ -10,6 +10,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"os"
@@ -25,6 +26,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/watch"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/rest"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -39,6 +41,8 @@ type options struct {
 	workers int
 	manager string
 	timeout time.Duration
+	// heapProfile, when set, receives the manager's heap profile at the end.
+	heapProfile string
 }
 
 func main() {
@@ -47,6 +51,7 @@ func main() {
 	flag.IntVar(&o.workers, "workers", 16, "concurrent requests of the lean client")
 	flag.StringVar(&o.manager, "manager", "bin/manager", "the manager binary")
 	flag.DurationVar(&o.timeout, "timeout", 30*time.Minute, "give up after this long")
+	flag.StringVar(&o.heapProfile, "heap-profile", "", "save the manager's heap profile to this file at the end")
 	flag.Parse()
 	if err := run(o); err != nil {
 		fmt.Fprintf(os.Stderr, "bench: %v\n", err)
@@ -68,7 +73,7 @@ func run(o options) error {
 	scheme := runtime.NewScheme()
 	_ = clientgoscheme.AddToScheme(scheme)
 	_ = v1alpha1.AddToScheme(scheme)
-	c, err := client.New(lean, client.Options{Scheme: scheme})
+	c, err := client.NewWithWatch(lean, client.Options{Scheme: scheme})
 	if err != nil {
 		return err
 	}
@@ -96,6 +101,12 @@ func run(o options) error {
 		return fmt.Errorf("import: %w\n%s", err, mgr.logTail())
 	}
 	rss, _ := peakRSS(mgr.cmd.Process.Pid)
+	if o.heapProfile != "" {
+		if err := saveHeapProfile(mgr.pprof, o.heapProfile); err != nil {
+			return err
+		}
+		fmt.Printf("  heap profile saved to %s (go tool pprof -top %s)\n", o.heapProfile, o.heapProfile)
+	}
 	fmt.Printf("  roster  (UserImport of an N-row CSV until all Invited)    %8.1fs  %6.0f users/s\n", took.Seconds(), float64(o.users)/took.Seconds())
 	fmt.Printf("  ratio   roster / floor                                   %8.2f\n", took.Seconds()/floor.Seconds())
 	fmt.Printf("  manager peak RSS                                         %8.1f MiB\n", float64(rss)/(1<<20))
@@ -177,7 +188,7 @@ func parallel(ctx context.Context, n, workers int, fn func(i int) error) error {
 }
 
 // importAll imports an N-row CSV and waits until every User is Invited.
-func importAll(ctx context.Context, c client.Client, o options) (time.Duration, error) {
+func importAll(ctx context.Context, c client.WithWatch, o options) (time.Duration, error) {
 	ns := "bench-import"
 	if err := c.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}); err != nil {
 		return 0, err
@@ -198,26 +209,68 @@ func importAll(ctx context.Context, c client.Client, o options) (time.Duration, 
 	if err := c.Create(ctx, imp); err != nil {
 		return 0, err
 	}
+	return took(start, waitInvited(ctx, c, ns, o.users))
+}
+
+func took(start time.Time, err error) (time.Duration, error) {
+	return time.Since(start), err
+}
+
+// waitInvited watches the namespace's Users until n of them are Invited. A
+// watch costs the API server far less than listing thousands of Users
+// again and again.
+func waitInvited(ctx context.Context, c client.WithWatch, ns string, n int) error {
+	invited := map[string]bool{}
+	done := 0
 	for {
-		var list metav1.PartialObjectMetadataList
-		list.SetGroupVersionKind(v1alpha1.GroupVersion.WithKind("UserList"))
-		if err := c.List(ctx, &list, client.InNamespace(ns), client.MatchingFields{"status.phase": string(v1alpha1.UserInvited)}); err != nil {
-			return 0, err
+		w, err := c.Watch(ctx, &v1alpha1.UserList{}, client.InNamespace(ns))
+		if err != nil {
+			return err
 		}
-		if len(list.Items) >= o.users {
-			return time.Since(start), nil
+		for ev := range w.ResultChan() {
+			u, ok := ev.Object.(*v1alpha1.User)
+			if !ok {
+				continue
+			}
+			now := ev.Type != watch.Deleted && u.Status.Phase == v1alpha1.UserInvited
+			if now != invited[u.Name] {
+				invited[u.Name] = now
+				if now {
+					done++
+				} else {
+					done--
+				}
+			}
+			if done >= n {
+				w.Stop()
+				return nil
+			}
 		}
-		select {
-		case <-ctx.Done():
-			return 0, fmt.Errorf("%d of %d Users Invited: %w", len(list.Items), o.users, ctx.Err())
-		case <-time.After(250 * time.Millisecond):
+		if err := ctx.Err(); err != nil {
+			return fmt.Errorf("%d of %d Users Invited: %w", done, n, err)
 		}
 	}
 }
 
 type manager struct {
-	cmd *exec.Cmd
-	log *bytes.Buffer
+	cmd   *exec.Cmd
+	log   *bytes.Buffer
+	pprof string // address of the manager's profiling endpoint
+}
+
+func saveHeapProfile(addr, path string) error {
+	resp, err := http.Get("http://" + addr + "/debug/pprof/heap")
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	f, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	_, err = io.Copy(f, resp.Body)
+	return err
 }
 
 func (m *manager) stop() {
@@ -245,8 +298,12 @@ func startManager(ctx context.Context, bin, dir string, kubeconfig []byte) (*man
 	if err != nil {
 		return nil, err
 	}
-	m := &manager{log: &bytes.Buffer{}}
-	m.cmd = exec.CommandContext(ctx, bin,
+	pprof, err := freeAddr()
+	if err != nil {
+		return nil, err
+	}
+	m := &manager{log: &bytes.Buffer{}, pprof: pprof}
+	m.cmd = exec.CommandContext(ctx, bin, "--pprof-bind-address="+pprof,
 		"--kubeconfig="+kc, "--data-dir="+filepath.Join(dir, "data"),
 		"--metrics-bind-address=0", "--health-probe-bind-address="+probe,
 		"--web-bind-address="+web, "--public-url=http://"+web, "--zap-log-level=error")
