@@ -21,7 +21,7 @@ import (
 type pool struct {
 	cfg   *Config
 	tls   *tls.Config
-	slots chan struct{}    // one token per connection allowed to exist
+	slots chan struct{}     // one token per connection allowed to exist
 	idle  chan *ldapv3.Conn // bound connections not in use
 }
 

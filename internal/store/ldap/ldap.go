@@ -377,8 +377,8 @@ func (s *Store) UpdateUser(ctx context.Context, id string, update store.UserUpda
 		req.Replace(a.LastName, []string{s.surname(next)})
 	}
 	// cn follows the name only while it is the one Roster wrote, so an
-	// adopted entry's own cn stays.
-	if (next.FirstName != cur.FirstName || next.LastName != cur.LastName) &&
+	// adopted entry's own cn stays, and never when it names the entry.
+	if (next.FirstName != cur.FirstName || next.LastName != cur.LastName) && !namedBy(id, "cn") &&
 		slices.Contains(e.GetEqualFoldAttributeValues("cn"), commonName(cur)) {
 		if cn := commonName(next); cn != commonName(cur) {
 			req.Delete("cn", []string{commonName(cur)})
@@ -412,6 +412,17 @@ func (s *Store) UpdateUser(ctx context.Context, id string, update store.UserUpda
 		return store.User{}, fmt.Errorf("modifying user %q: %w", id, err)
 	}
 	return s.GetUser(ctx, id)
+}
+
+// namedBy reports whether the entry's RDN uses the attribute.
+func namedBy(dn, attr string) bool {
+	parsed, err := ldapv3.ParseDN(dn)
+	if err != nil || len(parsed.RDNs) == 0 {
+		return false
+	}
+	return slices.ContainsFunc(parsed.RDNs[0].Attributes, func(a *ldapv3.AttributeTypeAndValue) bool {
+		return strings.EqualFold(a.Type, attr)
+	})
 }
 
 // findExtra returns the stored value for key, in its stored spelling, so

@@ -43,11 +43,12 @@ type Server struct {
 	// PasswordFile holds AdminPassword, for a store's bindPasswordFile.
 	PasswordFile string
 
-	dir    string
+	dir, bin, conf string
+
+	mu     sync.Mutex // guards the fields below
 	cmd    *exec.Cmd
 	stderr *bytes.Buffer
 	done   chan struct{}
-	once   sync.Once
 }
 
 // Binary finds slapd: $SLAPD, then /usr/sbin/slapd, then $PATH.
@@ -112,21 +113,38 @@ func start(bin, dir string) (*Server, error) {
 		return nil, err
 	}
 	s.URL = fmt.Sprintf("ldap://127.0.0.1:%d", port)
+	s.bin, s.conf = bin, conf
+	if err := s.launch(); err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+func (s *Server) launch() error {
 	s.stderr = &bytes.Buffer{}
 	// -d 0 keeps slapd in the foreground, so it is this process's child
 	// and stops with it.
-	s.cmd = exec.Command(bin, "-f", conf, "-h", s.URL+"/", "-d", "0")
+	s.cmd = exec.Command(s.bin, "-f", s.conf, "-h", s.URL+"/", "-d", "0")
 	s.cmd.Stdout, s.cmd.Stderr = s.stderr, s.stderr
 	if err := s.cmd.Start(); err != nil {
-		return nil, err
+		return err
 	}
 	s.done = make(chan struct{})
 	go func() { _ = s.cmd.Wait(); close(s.done) }()
 	if err := s.waitReady(20 * time.Second); err != nil {
-		s.Stop()
-		return nil, err
+		s.stop()
+		return err
 	}
-	return s, nil
+	return nil
+}
+
+// Restart starts the server again after Stop, on the same port and with
+// the same data, as a directory coming back after an outage.
+func (s *Server) Restart() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.stop()
+	return s.launch()
 }
 
 // slapadd is slapd under another name, as Debian installs it.
@@ -170,20 +188,30 @@ func (s *Server) waitReady(timeout time.Duration) error {
 	}
 }
 
-// Stop stops the server and waits for it to exit.
+// Stop stops the server and waits for it to exit. Stopping a stopped
+// server does nothing.
 func (s *Server) Stop() {
-	s.once.Do(func() {
-		if s.cmd == nil || s.cmd.Process == nil {
-			return
-		}
-		_ = s.cmd.Process.Signal(os.Interrupt)
-		select {
-		case <-s.done:
-		case <-time.After(10 * time.Second):
-			_ = s.cmd.Process.Kill()
-			<-s.done
-		}
-	})
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.stop()
+}
+
+func (s *Server) stop() {
+	if s.cmd == nil || s.cmd.Process == nil {
+		return
+	}
+	select {
+	case <-s.done:
+		return
+	default:
+	}
+	_ = s.cmd.Process.Signal(os.Interrupt)
+	select {
+	case <-s.done:
+	case <-time.After(10 * time.Second):
+		_ = s.cmd.Process.Kill()
+		<-s.done
+	}
 }
 
 // Dial returns a connection bound as the rootdn, for tests that look at
@@ -270,7 +298,8 @@ objectClass: device
 objectClass: pwdPolicy
 cn: default
 pwdAttribute: userPassword
-pwdLockout: FALSE
+pwdLockout: TRUE
+pwdMaxFailure: 0
 pwdMustChange: FALSE
 pwdAllowUserChange: TRUE
 `
