@@ -122,6 +122,14 @@ func (p *pool) dial() (*ldapv3.Conn, error) {
 		ldapv3.DialWithDialer(&net.Dialer{Timeout: cfg.dialTimeout}),
 		ldapv3.DialWithTLSConfig(p.tls))
 	if err != nil {
+		// A certificate the CAs do not vouch for is a configuration to fix,
+		// not an outage to wait out.
+		var verify *tls.CertificateVerificationError
+		var unknown x509.UnknownAuthorityError
+		var hostname x509.HostnameError
+		if errors.As(err, &verify) || errors.As(err, &unknown) || errors.As(err, &hostname) {
+			return nil, fmt.Errorf("connecting to %s: the server's certificate is not trusted (see caFile, serverName): %w", cfg.URL, err)
+		}
 		return nil, fmt.Errorf("connecting to %s: %w: %w", cfg.URL, store.ErrUnavailable, err)
 	}
 	conn.SetTimeout(cfg.dialTimeout)
