@@ -70,7 +70,7 @@ func Start(t testing.TB) *Server {
 	t.Helper()
 	bin, err := Binary()
 	if err != nil {
-		if os.Getenv("CI") == "true" {
+		if Required() {
 			t.Fatalf("slapd is required under CI=true: %v (apt-get install slapd ldap-utils)", err)
 		}
 		t.Skipf("slapd is not installed (apt-get install slapd ldap-utils): %v", err)
@@ -81,6 +81,21 @@ func Start(t testing.TB) *Server {
 	}
 	t.Cleanup(s.Stop)
 	return s
+}
+
+// Required reports whether a missing slapd fails the tests (CI=true)
+// rather than skipping them.
+func Required() bool { return os.Getenv("CI") == "true" }
+
+// StartIn starts a slapd with its files in dir, for a TestMain that has no
+// testing.T; the caller stops it. It returns an error wrapping
+// exec.ErrNotFound when slapd is not installed.
+func StartIn(dir string) (*Server, error) {
+	bin, err := Binary()
+	if err != nil {
+		return nil, fmt.Errorf("slapd is not installed (apt-get install slapd ldap-utils): %w", err)
+	}
+	return start(bin, dir)
 }
 
 func start(bin, dir string) (*Server, error) {
