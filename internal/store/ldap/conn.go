@@ -116,26 +116,56 @@ func (p *pool) close() {
 	}
 }
 
+// verifying returns a TLS configuration that checks the server's
+// certificate exactly as crypto/tls does by default, and keeps the
+// verification error: go-ldap's StartTLS reports a failed handshake as a
+// network error without it, and an untrusted certificate is a configuration
+// to fix rather than an outage to wait out.
+func (p *pool) verifying() (*tls.Config, *error) {
+	var verifyErr error
+	t := p.tls.Clone()
+	// Verification is not skipped: VerifyConnection does it below.
+	t.InsecureSkipVerify = true
+	t.VerifyConnection = func(cs tls.ConnectionState) error {
+		if len(cs.PeerCertificates) == 0 {
+			verifyErr = errors.New("the server sent no certificate")
+			return verifyErr
+		}
+		opts := x509.VerifyOptions{DNSName: p.tls.ServerName, Roots: p.tls.RootCAs, Intermediates: x509.NewCertPool()}
+		for _, c := range cs.PeerCertificates[1:] {
+			opts.Intermediates.AddCert(c)
+		}
+		_, verifyErr = cs.PeerCertificates[0].Verify(opts)
+		return verifyErr
+	}
+	return t, &verifyErr
+}
+
 func (p *pool) dial() (*ldapv3.Conn, error) {
 	cfg := p.cfg
+	tlsConfig, verifyErr := p.verifying()
 	conn, err := ldapv3.DialURL(cfg.URL,
 		ldapv3.DialWithDialer(&net.Dialer{Timeout: cfg.dialTimeout}),
-		ldapv3.DialWithTLSConfig(p.tls))
+		ldapv3.DialWithTLSConfig(tlsConfig))
 	if err != nil {
-		// A certificate the CAs do not vouch for is a configuration to fix,
-		// not an outage to wait out.
-		var verify *tls.CertificateVerificationError
-		var unknown x509.UnknownAuthorityError
-		var hostname x509.HostnameError
-		if errors.As(err, &verify) || errors.As(err, &unknown) || errors.As(err, &hostname) {
+		if *verifyErr != nil {
+			err = *verifyErr
+		}
+		if untrusted(err) {
 			return nil, fmt.Errorf("connecting to %s: the server's certificate is not trusted (see caFile, serverName): %w", cfg.URL, err)
 		}
 		return nil, fmt.Errorf("connecting to %s: %w: %w", cfg.URL, store.ErrUnavailable, err)
 	}
 	conn.SetTimeout(cfg.dialTimeout)
 	if cfg.StartTLS {
-		if err := conn.StartTLS(p.tls); err != nil {
+		if err := conn.StartTLS(tlsConfig); err != nil {
 			_ = conn.Close()
+			if *verifyErr != nil {
+				err = *verifyErr
+			}
+			if untrusted(err) {
+				return nil, fmt.Errorf("starting TLS with %s: the server's certificate is not trusted (see caFile, serverName): %w", cfg.URL, err)
+			}
 			if isNetworkError(err) {
 				return nil, fmt.Errorf("starting TLS with %s: %w: %w", cfg.URL, store.ErrUnavailable, err)
 			}
@@ -151,6 +181,15 @@ func (p *pool) dial() (*ldapv3.Conn, error) {
 	}
 	conn.SetTimeout(cfg.requestTimeout)
 	return conn, nil
+}
+
+// untrusted reports whether err is a certificate the configured CAs do not
+// vouch for: a configuration to fix, not an outage to wait out.
+func untrusted(err error) bool {
+	var verify *tls.CertificateVerificationError
+	var unknown x509.UnknownAuthorityError
+	var hostname x509.HostnameError
+	return errors.As(err, &verify) || errors.As(err, &unknown) || errors.As(err, &hostname)
 }
 
 // isNetworkError reports whether err means the connection is unusable.

@@ -320,3 +320,44 @@ func TestEmptyGroupPlaceholder(t *testing.T) {
 }
 
 func ptr[T any](v T) *T { return &v }
+
+func TestTLS(t *testing.T) {
+	srv := ldaptest.Start(t)
+	plain := srv.StoreConfig()
+	for _, tc := range []struct {
+		name      string
+		config    string
+		untrusted bool
+	}{
+		{"ldaps", strings.Replace(plain, srv.URL, srv.LDAPSURL, 1) + "caFile: " + srv.CAFile + "\n", false},
+		{"StartTLS", plain + "startTLS: true\ncaFile: " + srv.CAFile + "\n", false},
+		{"ldaps with an unknown CA", strings.Replace(plain, srv.URL, srv.LDAPSURL, 1), true},
+		{"StartTLS with an unknown CA", plain + "startTLS: true\n", true},
+		{"ldaps with another name", strings.Replace(plain, srv.URL, srv.LDAPSURL, 1) + "caFile: " + srv.CAFile + "\nserverName: ldap.example.com\n", true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg, err := ldap.ParseConfig([]byte(tc.config))
+			if err != nil {
+				t.Fatalf("ParseConfig: %v", err)
+			}
+			s, err := ldap.Open(cfg)
+			if err != nil {
+				t.Fatalf("Open: %v", err)
+			}
+			defer s.Close()
+			_, err = s.FindUserByEmail(t.Context(), "tls@example.com")
+			if !tc.untrusted {
+				if !errors.Is(err, store.ErrNotFound) {
+					t.Errorf("FindUserByEmail over TLS: err = %v, want ErrNotFound", err)
+				}
+				return
+			}
+			if err == nil || errors.Is(err, store.ErrNotFound) || errors.Is(err, store.ErrUnavailable) {
+				t.Fatalf("FindUserByEmail with an untrusted certificate: err = %v, want a certificate error", err)
+			}
+			if !strings.Contains(err.Error(), "certificate") {
+				t.Errorf("error %q does not mention the certificate", err)
+			}
+		})
+	}
+}

@@ -42,6 +42,11 @@ type Server struct {
 	AdminPassword string
 	// PasswordFile holds AdminPassword, for a store's bindPasswordFile.
 	PasswordFile string
+	// LDAPSURL is ldaps://127.0.0.1:port; the plain URL offers StartTLS.
+	LDAPSURL string
+	// CAFile is the PEM file of the CA that signed the server's
+	// certificate (for 127.0.0.1 and localhost).
+	CAFile string
 
 	dir, bin, conf string
 
@@ -108,6 +113,9 @@ func start(bin, dir string) (*Server, error) {
 	if err := os.MkdirAll(filepath.Join(dir, "db"), 0o700); err != nil {
 		return nil, err
 	}
+	if err := s.writeCerts(); err != nil {
+		return nil, fmt.Errorf("making certificates: %w", err)
+	}
 	conf := filepath.Join(dir, "slapd.conf")
 	if err := os.WriteFile(conf, []byte(s.config()), 0o600); err != nil {
 		return nil, err
@@ -127,7 +135,12 @@ func start(bin, dir string) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
+	tlsPort, err := freePort()
+	if err != nil {
+		return nil, err
+	}
 	s.URL = fmt.Sprintf("ldap://127.0.0.1:%d", port)
+	s.LDAPSURL = fmt.Sprintf("ldaps://127.0.0.1:%d", tlsPort)
 	s.bin, s.conf = bin, conf
 	if err := s.launch(); err != nil {
 		return nil, err
@@ -139,7 +152,7 @@ func (s *Server) launch() error {
 	s.stderr = &bytes.Buffer{}
 	// -d 0 keeps slapd in the foreground, so it is this process's child
 	// and stops with it.
-	s.cmd = exec.Command(s.bin, "-f", s.conf, "-h", s.URL+"/", "-d", "0")
+	s.cmd = exec.Command(s.bin, "-f", s.conf, "-h", s.URL+"/ "+s.LDAPSURL+"/", "-d", "0")
 	s.cmd.Stdout, s.cmd.Stderr = s.stderr, s.stderr
 	if err := s.cmd.Start(); err != nil {
 		return err
@@ -262,6 +275,10 @@ include /etc/ldap/schema/core.schema
 include /etc/ldap/schema/cosine.schema
 include /etc/ldap/schema/inetorgperson.schema
 include /etc/ldap/schema/nis.schema
+
+TLSCACertificateFile %[1]s/ca.pem
+TLSCertificateFile %[1]s/cert.pem
+TLSCertificateKeyFile %[1]s/key.pem
 
 pidfile  %[1]s/slapd.pid
 argsfile %[1]s/slapd.args
