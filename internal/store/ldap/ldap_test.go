@@ -361,3 +361,36 @@ func TestTLS(t *testing.T) {
 		})
 	}
 }
+
+func TestEmptyingAnAdoptedGroup(t *testing.T) {
+	srv := ldaptest.Start(t)
+	s := open(t, srv)
+	ctx := t.Context()
+	u, err := s.CreateUser(ctx, store.User{Email: "only@example.com", LastName: "Only"})
+	if err != nil {
+		t.Fatalf("CreateUser: %v", err)
+	}
+	// A group another tool made, without the placeholder member.
+	dn := "cn=legacy," + ldaptest.GroupsDN
+	add := ldapv3.NewAddRequest(dn, nil)
+	add.Attribute("objectClass", []string{"groupOfNames"})
+	add.Attribute("cn", []string{"legacy"})
+	add.Attribute("member", []string{u.ID})
+	conn := srv.Dial(t)
+	if err := conn.Add(add); err != nil {
+		t.Fatalf("adding the group: %v", err)
+	}
+	if err := s.UpdateGroupMembers(ctx, dn, store.MemberDiff{Remove: []string{u.ID}}); err != nil {
+		t.Fatalf("UpdateGroupMembers removing the last member: %v", err)
+	}
+	if m, err := s.ListGroupMembers(ctx, dn); err != nil || len(m) != 0 {
+		t.Errorf("members = %v, %v; want none", m, err)
+	}
+	res, err := conn.Search(ldapv3.NewSearchRequest(dn, ldapv3.ScopeBaseObject, 0, 0, 0, false, "(objectClass=*)", []string{"member"}, nil))
+	if err != nil {
+		t.Fatalf("reading the group: %v", err)
+	}
+	if got := res.Entries[0].GetAttributeValues("member"); !cmp.Equal(got, []string{ldaptest.GroupsDN}) {
+		t.Errorf("member = %v, want only the placeholder", got)
+	}
+}
