@@ -39,6 +39,7 @@ import (
 	"roster.dev/roster/internal/password"
 	"roster.dev/roster/internal/store"
 	"roster.dev/roster/internal/store/embedded"
+	"roster.dev/roster/internal/store/ldap"
 	"roster.dev/roster/internal/web"
 )
 
@@ -262,6 +263,12 @@ func openStore(o *options) (store.Store, error) {
 	switch o.storeKind {
 	case embedded.Kind:
 		return embedded.Open(o.dataDir)
+	case ldap.Kind:
+		cfg, err := ldap.LoadConfig(o.storeConfig)
+		if err != nil {
+			return nil, fmt.Errorf("--store-config: %w", err)
+		}
+		return ldap.Open(cfg)
 	default:
 		if _, err := os.Stat(o.storeConfig); err != nil {
 			return nil, fmt.Errorf("--store-config: %w", err)

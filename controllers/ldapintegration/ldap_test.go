@@ -1,0 +1,247 @@
+package ldapintegration_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"testing"
+	"time"
+
+	ldapv3 "github.com/go-ldap/ldap/v3"
+	. "github.com/onsi/gomega"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/types"
+	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
+	"k8s.io/utils/clock"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/log/zap"
+	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
+
+	"roster.dev/roster/api/v1alpha1"
+	"roster.dev/roster/controllers"
+	"roster.dev/roster/internal/store"
+	"roster.dev/roster/internal/store/ldap"
+	"roster.dev/roster/internal/store/ldap/ldaptest"
+	"roster.dev/roster/internal/testenv"
+)
+
+const (
+	timeout = 30 * time.Second
+	tick    = 50 * time.Millisecond
+)
+
+var (
+	k8s   client.Client
+	slapd *ldaptest.Server
+	st    *ldap.Store
+)
+
+func TestMain(m *testing.M) { os.Exit(run(m)) }
+
+func run(m *testing.M) int {
+	ctrl.SetLogger(zap.New(zap.WriteTo(io.Discard)))
+	dir, err := os.MkdirTemp("", "roster-slapd-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	defer os.RemoveAll(dir)
+	if slapd, err = ldaptest.StartIn(dir); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		if _, missing := ldaptest.Binary(); missing != nil && !ldaptest.Required() {
+			fmt.Fprintln(os.Stderr, "skipping the LDAP integration tests")
+			return 0
+		}
+		return 1
+	}
+	defer slapd.Stop()
+	cfg, err := ldap.ParseConfig([]byte(slapd.StoreConfig()))
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	if st, err = ldap.Open(cfg); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	defer st.Close()
+
+	env, restCfg, err := testenv.Start()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	defer func() { _ = env.Stop() }()
+	scheme := runtime.NewScheme()
+	_ = clientgoscheme.AddToScheme(scheme)
+	_ = v1alpha1.AddToScheme(scheme)
+	if k8s, err = client.New(restCfg, client.Options{Scheme: scheme}); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	mgr, err := ctrl.NewManager(restCfg, ctrl.Options{Scheme: scheme, Metrics: metricsserver.Options{BindAddress: "0"}})
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	if err := controllers.SetupIndexes(context.Background(), mgr.GetFieldIndexer()); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	ur := &controllers.UserReconciler{
+		Client: mgr.GetClient(), Store: st, Recorder: mgr.GetEventRecorder("roster"), Clock: clock.RealClock{},
+		DefaultRole: "Member", ResyncPeriod: time.Second, MaxConcurrentReconciles: 2,
+	}
+	gr := &controllers.GroupReconciler{
+		Client: mgr.GetClient(), Store: st, Recorder: mgr.GetEventRecorder("roster"),
+		ResyncPeriod: time.Second, MaxConcurrentReconciles: 2,
+	}
+	for _, setup := range []func(ctrl.Manager) error{ur.SetupWithManager, gr.SetupWithManager} {
+		if err := setup(mgr); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			return 1
+		}
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go func() {
+		if err := mgr.Start(ctx); err != nil {
+			fmt.Fprintln(os.Stderr, "manager:", err)
+			os.Exit(1)
+		}
+	}()
+	return m.Run()
+}
+
+func newNamespace(t *testing.T) string {
+	t.Helper()
+	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{GenerateName: "ldap-"}}
+	if err := k8s.Create(t.Context(), ns); err != nil {
+		t.Fatalf("creating namespace: %v", err)
+	}
+	return ns.Name
+}
+
+func waitForUser(t *testing.T, ns, name string, cond func(g Gomega, u *v1alpha1.User)) *v1alpha1.User {
+	t.Helper()
+	u := &v1alpha1.User{}
+	NewWithT(t).Eventually(func(g Gomega) {
+		g.Expect(k8s.Get(t.Context(), types.NamespacedName{Namespace: ns, Name: name}, u)).To(Succeed())
+		cond(g, u)
+	}, timeout, tick).Should(Succeed())
+	return u
+}
+
+func hasPhase(phase v1alpha1.UserPhase) func(Gomega, *v1alpha1.User) {
+	return func(g Gomega, u *v1alpha1.User) {
+		g.Expect(u.Status.Phase).To(Equal(phase))
+		g.Expect(u.Status.ObservedGeneration).To(Equal(u.Generation))
+	}
+}
+
+func updateUser(t *testing.T, ns, name string, mutate func(*v1alpha1.User)) {
+	t.Helper()
+	NewWithT(t).Eventually(func(g Gomega) {
+		u := &v1alpha1.User{}
+		g.Expect(k8s.Get(t.Context(), types.NamespacedName{Namespace: ns, Name: name}, u)).To(Succeed())
+		mutate(u)
+		g.Expect(k8s.Update(t.Context(), u)).To(Succeed())
+	}, timeout, tick).Should(Succeed())
+}
+
+// bind logs in as a platform would.
+func bind(dn, password string) error {
+	conn, err := ldapv3.DialURL(slapd.URL)
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	return conn.Bind(dn, password)
+}
+
+// entry reads an entry as the directory holds it.
+func entry(t *testing.T, dn string, attrs ...string) *ldapv3.Entry {
+	t.Helper()
+	res, err := slapd.Dial(t).Search(ldapv3.NewSearchRequest(dn, ldapv3.ScopeBaseObject, 0, 0, 0, false, "(objectClass=*)", attrs, nil))
+	if err != nil {
+		t.Fatalf("reading %s: %v", dn, err)
+	}
+	return res.Entries[0]
+}
+
+func TestUserLifecycleInLDAP(t *testing.T) {
+	g := NewWithT(t)
+	ns := newNamespace(t)
+	email := "ada@" + ns + ".example.com"
+	u := &v1alpha1.User{
+		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "ada"},
+		Spec:       v1alpha1.UserSpec{Email: email, FirstName: "Ada", LastName: "Lovelace", Role: "Admin", Country: "GB"},
+	}
+	g.Expect(k8s.Create(t.Context(), u)).To(Succeed())
+	got := waitForUser(t, ns, "ada", hasPhase(v1alpha1.UserInvited))
+	dn := got.Status.StoreID
+	g.Expect(dn).To(Equal("uid=" + email + "," + ldaptest.UsersDN))
+	e := entry(t, dn, "mail", "givenName", "sn", "employeeType", "employeeNumber")
+	g.Expect(e.GetAttributeValue("mail")).To(Equal(email))
+	g.Expect(e.GetAttributeValue("employeeType")).To(Equal("Admin"))
+	g.Expect(e.GetAttributeValue("employeeNumber")).To(Equal(string(got.UID)), "the User's UID marks the entry as created by Roster")
+
+	// The password the invitation page would set; the user then logs in
+	// and shows as Active.
+	const password = "Analytical-Engine-1843"
+	g.Expect(st.SetPassword(t.Context(), dn, password)).To(Succeed())
+	g.Expect(bind(dn, password)).To(Succeed())
+	waitForUser(t, ns, "ada", func(g Gomega, u *v1alpha1.User) {
+		g.Expect(u.Status.Phase).To(Equal(v1alpha1.UserActive))
+		g.Expect(u.Status.LastLoginAt).NotTo(BeNil())
+	})
+
+	updateUser(t, ns, "ada", func(u *v1alpha1.User) { u.Spec.Deactivated = true })
+	waitForUser(t, ns, "ada", hasPhase(v1alpha1.UserInactive))
+	g.Expect(ldapv3.IsErrorWithCode(bind(dn, password), ldapv3.LDAPResultInvalidCredentials)).To(BeTrue(), "a deactivated user cannot bind")
+
+	updateUser(t, ns, "ada", func(u *v1alpha1.User) { u.Spec.Deactivated = false })
+	waitForUser(t, ns, "ada", hasPhase(v1alpha1.UserActive))
+	g.Expect(bind(dn, password)).To(Succeed(), "a reactivated user can bind again")
+}
+
+func TestGroupMembersAsMemberDNs(t *testing.T) {
+	g := NewWithT(t)
+	ns := newNamespace(t)
+	var dns []string
+	for _, name := range []string{"grace", "linus"} {
+		u := &v1alpha1.User{
+			ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name},
+			Spec:       v1alpha1.UserSpec{Email: name + "@" + ns + ".example.com", FirstName: name, LastName: "X"},
+		}
+		g.Expect(k8s.Create(t.Context(), u)).To(Succeed())
+		dns = append(dns, waitForUser(t, ns, name, hasPhase(v1alpha1.UserInvited)).Status.StoreID)
+	}
+	grp := &v1alpha1.Group{
+		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "eng"},
+		Spec:       v1alpha1.GroupSpec{DisplayName: "Engineering", Members: []string{"grace", "linus"}},
+	}
+	g.Expect(k8s.Create(t.Context(), grp)).To(Succeed())
+	var storeID string
+	g.Eventually(func(g Gomega) {
+		g.Expect(k8s.Get(t.Context(), client.ObjectKeyFromObject(grp), grp)).To(Succeed())
+		g.Expect(meta.IsStatusConditionTrue(grp.Status.Conditions, v1alpha1.ConditionReady)).To(BeTrue())
+		g.Expect(grp.Status.Members).To(ConsistOf("grace", "linus"))
+		storeID = grp.Status.StoreID
+	}, timeout, tick).Should(Succeed())
+	g.Expect(entry(t, storeID, "member").GetAttributeValues("member")).To(ConsistOf(append(dns, ldaptest.GroupsDN)))
+
+	// Deleting a User takes its DN out of the group.
+	g.Expect(k8s.Delete(t.Context(), &v1alpha1.User{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "linus"}})).To(Succeed())
+	g.Eventually(func(g Gomega) {
+		_, err := st.GetUser(t.Context(), dns[1])
+		g.Expect(errors.Is(err, store.ErrNotFound)).To(BeTrue())
+		g.Expect(entry(t, storeID, "member").GetAttributeValues("member")).To(ConsistOf(dns[0], ldaptest.GroupsDN))
+	}, timeout, tick).Should(Succeed())
+}
