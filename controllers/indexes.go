@@ -2,6 +2,8 @@ package controllers
 
 import (
 	"context"
+	"fmt"
+	"hash/fnv"
 	"strings"
 
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -9,19 +11,50 @@ import (
 	"roster.dev/roster/api/v1alpha1"
 )
 
-// EmailIndex is the field index of Users by normalised email. The User
-// controller finds duplicates through it (across namespaces) and the
-// UserImport controller finds the User a row names (in its namespace).
-const EmailIndex = "spec.email.normalized"
+// emailBucketIndex is the field index of Users by a bucket of their
+// normalised email. Emails are unique, so an index by the email itself would
+// hold one set per User (twice: cluster-wide and per namespace), which is
+// most of the index's memory at 100,000 Users; 4,096 buckets hold the same
+// keys in a few thousand sets, and a lookup filters a few dozen Users.
+const emailBucketIndex = "spec.email.bucket"
+
+const emailBuckets = 4096
 
 // NormalizeEmail is the form emails are compared in: the store treats
 // addresses that differ only in case as one.
 func NormalizeEmail(email string) string { return strings.ToLower(strings.TrimSpace(email)) }
 
+func emailBucket(email string) string {
+	h := fnv.New32a()
+	_, _ = h.Write([]byte(NormalizeEmail(email)))
+	return fmt.Sprintf("%03x", h.Sum32()%emailBuckets)
+}
+
 // SetupIndexes registers the cache's field indexes. Call it once, before the
 // controllers are set up.
 func SetupIndexes(ctx context.Context, indexer client.FieldIndexer) error {
-	return indexer.IndexField(ctx, &v1alpha1.User{}, EmailIndex, func(obj client.Object) []string {
-		return []string{NormalizeEmail(obj.(*v1alpha1.User).Spec.Email)}
+	return indexer.IndexField(ctx, &v1alpha1.User{}, emailBucketIndex, func(obj client.Object) []string {
+		return []string{emailBucket(obj.(*v1alpha1.User).Spec.Email)}
 	})
+}
+
+// UsersWithEmail returns the Users holding the email (compared without regard
+// to case), in any namespace, from the cache. The User controller finds
+// duplicates through it and the UserImport controller the User a row names.
+func UsersWithEmail(ctx context.Context, c client.Reader, email string) ([]v1alpha1.User, error) {
+	var list v1alpha1.UserList
+	// The bucket's Users are only read here, so the cache need not copy them
+	// all; the few that match are copied below.
+	err := c.List(ctx, &list, client.MatchingFields{emailBucketIndex: emailBucket(email)}, client.UnsafeDisableDeepCopy)
+	if err != nil {
+		return nil, fmt.Errorf("listing Users with the same email: %w", err)
+	}
+	want := NormalizeEmail(email)
+	var out []v1alpha1.User
+	for i := range list.Items {
+		if NormalizeEmail(list.Items[i].Spec.Email) == want {
+			out = append(out, *list.Items[i].DeepCopy())
+		}
+	}
+	return out, nil
 }

@@ -167,11 +167,11 @@ func (r *UserReconciler) validate(user *v1alpha1.User, pass *userPass) error {
 
 // sameEmail lists the other Users, in any namespace, with this User's email.
 func (r *UserReconciler) sameEmail(ctx context.Context, user *v1alpha1.User) ([]v1alpha1.User, error) {
-	var list v1alpha1.UserList
-	if err := r.List(ctx, &list, client.MatchingFields{EmailIndex: NormalizeEmail(user.Spec.Email)}); err != nil {
-		return nil, fmt.Errorf("listing Users with the same email: %w", err)
+	users, err := UsersWithEmail(ctx, r.Client, user.Spec.Email)
+	if err != nil {
+		return nil, err
 	}
-	return slices.DeleteFunc(list.Items, func(u v1alpha1.User) bool { return u.UID == user.UID }), nil
+	return slices.DeleteFunc(users, func(u v1alpha1.User) bool { return u.UID == user.UID }), nil
 }
 
 // emailHolder returns the User among others that holds the address instead
@@ -428,15 +428,15 @@ func (r *UserReconciler) usersSharingEmail(ctx context.Context, obj client.Objec
 	if !ok {
 		return nil
 	}
-	var list v1alpha1.UserList
-	if err := r.List(ctx, &list, client.MatchingFields{EmailIndex: NormalizeEmail(user.Spec.Email)}); err != nil {
+	users, err := UsersWithEmail(ctx, r.Client, user.Spec.Email)
+	if err != nil {
 		log.FromContext(ctx).Error(err, "Listing Users with the same email")
 		return nil
 	}
-	reqs := make([]reconcile.Request, 0, len(list.Items))
-	for i := range list.Items {
-		if list.Items[i].UID != user.UID {
-			reqs = append(reqs, reconcile.Request{NamespacedName: client.ObjectKeyFromObject(&list.Items[i])})
+	reqs := make([]reconcile.Request, 0, len(users))
+	for i := range users {
+		if users[i].UID != user.UID {
+			reqs = append(reqs, reconcile.Request{NamespacedName: client.ObjectKeyFromObject(&users[i])})
 		}
 	}
 	return reqs

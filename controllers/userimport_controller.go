@@ -378,12 +378,12 @@ func (r *UserImportReconciler) create(ctx context.Context, imp *v1alpha1.UserImp
 // none), or the User in another namespace that holds it: the User
 // controller would refuse a second one.
 func (r *UserImportReconciler) userWithEmail(ctx context.Context, ns, email string) (here, elsewhere *v1alpha1.User, err error) {
-	var list v1alpha1.UserList
-	if err := r.List(ctx, &list, client.MatchingFields{EmailIndex: NormalizeEmail(email)}); err != nil {
+	users, err := UsersWithEmail(ctx, r.Client, email)
+	if err != nil {
 		return nil, nil, err
 	}
-	for i := range list.Items {
-		u := &list.Items[i]
+	for i := range users {
+		u := &users[i]
 		if u.Namespace != ns {
 			return nil, u, nil
 		}
