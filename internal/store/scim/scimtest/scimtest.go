@@ -136,19 +136,22 @@ func (s *Server) await(t testing.TB, re *regexp.Regexp) string {
 	}
 }
 
-// ready checks that the peer answers; it printed its port once listening,
-// so one request suffices.
+// ready checks that the peer answers. It printed its port once listening,
+// so one request suffices. The probe carries no token (the peer answers
+// 401), so that it does not count against the peer's throttle.
 func (s *Server) ready(t testing.TB) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, s.URL+"/ServiceProviderConfig", nil)
-	req.Header.Set("Authorization", "Bearer "+Token)
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatalf("the scim peer does not answer: %v", err)
 	}
 	_ = resp.Body.Close()
+	if resp.StatusCode != http.StatusUnauthorized {
+		t.Fatalf("the scim peer answered a request without a token with %s, want 401", resp.Status)
+	}
 }
 
 // TokenFile writes the token to a file for a store config.
