@@ -19,6 +19,9 @@
 "use strict";
 
 const crypto = require("node:crypto");
+// Express 4, not 5: SCIMMY Routers turns startIndex and count into numbers
+// by editing req.query, which Express 5 parses afresh on every read, so
+// paging parameters would be ignored.
 const express = require("express");
 const SCIMMY = require("scimmy");
 const SCIMMYRouters = require("scimmy-routers").default ?? require("scimmy-routers");
@@ -86,7 +89,7 @@ function protectLiterals(req, res, next) {
             literals.push(JSON.parse(lit));
             return `"roster-literal-${literals.length - 1}"`;
         });
-        // Express 5 makes req.query a getter; replace it for this request.
+        // Replace the parsed query for this request only.
         Object.defineProperty(req, "query", {value: {...req.query, filter}, writable: true});
         req.literals = literals;
     }
