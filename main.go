@@ -39,6 +39,7 @@ import (
 	"roster.dev/roster/internal/password"
 	"roster.dev/roster/internal/store"
 	"roster.dev/roster/internal/store/embedded"
+	"roster.dev/roster/internal/store/scim"
 	"roster.dev/roster/internal/web"
 )
 
@@ -260,6 +261,12 @@ func openStore(o *options) (store.Store, error) {
 	switch o.storeKind {
 	case embedded.Kind:
 		return embedded.Open(o.dataDir)
+	case scim.Kind:
+		s, err := scim.Open(context.Background(), o.storeConfig)
+		if err != nil {
+			return nil, err
+		}
+		return s, nil
 	default:
 		if _, err := os.Stat(o.storeConfig); err != nil {
 			return nil, fmt.Errorf("--store-config: %w", err)
