@@ -10,6 +10,8 @@
 //   SCIM_TOKEN            bearer token clients must send (default "test-token")
 //   SCIM_CHANGE_PASSWORD  "false" to advertise changePassword unsupported and
 //                         refuse passwords (default "true")
+//   SCIM_PATCH            "false" to advertise PATCH unsupported and refuse it
+//   SCIM_ETAG             "true" to advertise ETags and check If-Match
 //   SCIM_THROTTLE         answer this many requests with 429 before serving
 //   SCIM_RETRY_AFTER      the Retry-After value sent with those (default "1")
 //
@@ -28,6 +30,8 @@ const SCIMMYRouters = require("scimmy-routers").default ?? require("scimmy-route
 
 const token = process.env.SCIM_TOKEN || "test-token";
 const changePassword = process.env.SCIM_CHANGE_PASSWORD !== "false";
+const patch = process.env.SCIM_PATCH !== "false";
+const etag = process.env.SCIM_ETAG === "true";
 let throttle = Number.parseInt(process.env.SCIM_THROTTLE || "0", 10);
 const retryAfter = process.env.SCIM_RETRY_AFTER || "1";
 
@@ -175,6 +179,8 @@ SCIMMY.Resources.declare(SCIMMY.Resources.Group.extend(RosterGroup, false))
     });
 
 const app = express();
+// Express's own ETags hash the body; SCIM's are meta.version.
+app.set("etag", false);
 // Only clients that present a token are throttled, as services limit per
 // client: the tests' readiness probe, which sends none, is not counted.
 app.use((req, res, next) => {
@@ -200,6 +206,22 @@ app.use((req, res, next) => {
     }));
 });
 app.use(protectLiterals);
+// What SCIMMY leaves to the application: refusing PATCH when it is not
+// offered, and If-Match (RFC 7644 section 3.14) when ETags are. Both run in
+// the write queue, so the check and the write it guards are one step.
+const scimError = (res, status, detail) => res.status(status).type("application/scim+json").send(JSON.stringify({
+    schemas: ["urn:ietf:params:scim:api:messages:2.0:Error"], status: String(status), detail,
+}));
+app.use((req, res, next) => {
+    if (req.method === "PATCH" && !patch) return scimError(res, 501, "PATCH is not supported");
+    const m = /^\/(Users|Groups)\/([^/?]+)/.exec(req.path);
+    const want = req.header("If-Match");
+    if (etag && m && want && want !== "*") {
+        const current = (m[1] === "Users" ? users : groups).get(decodeURIComponent(m[2]));
+        if (current && current.meta.version !== want) return scimError(res, 412, "The resource changed since it was read");
+    }
+    next();
+});
 app.use(new SCIMMYRouters({
     type: "bearer",
     context: (req) => ({literals: req.literals ?? []}),
@@ -211,7 +233,7 @@ app.use(new SCIMMYRouters({
         return "admin";
     },
 }));
-SCIMMY.Config.set({patch: true, filter: 200, sort: true, bulk: false, etag: false, changePassword});
+SCIMMY.Config.set({patch, filter: 200, sort: true, bulk: false, etag, changePassword});
 
 let port = Number.parseInt(process.argv[2] ?? process.env.PORT ?? "0", 10);
 let server;

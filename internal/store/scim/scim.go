@@ -11,6 +11,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"net/http"
 	"net/url"
 	"slices"
@@ -20,6 +21,10 @@ import (
 
 	"roster.dev/roster/internal/store"
 )
+
+// maxConflicts is how many times a write that lost an If-Match race is
+// tried again.
+const maxConflicts = 10
 
 // Kind is the store's name in flags, logs and metrics.
 const Kind = "scim"
@@ -130,7 +135,8 @@ func ifMatch(version string) http.Header {
 // replace/remove operations where the service supports PATCH, else a PUT of
 // the whole resource. Where the service offers ETags the write carries
 // If-Match, and a write that lost a race (412) is tried again on a fresh
-// read.
+// read: each round of racing writers lets at least one through, so a few
+// rounds settle any ordinary contention.
 //
 // readPath may ask for fewer attributes than path names; writes go to path
 // with no query, as SCIMMY, for one, applies a PATCH to the attributes the
@@ -157,7 +163,11 @@ func (s *Store) modify(ctx context.Context, path, readPath string, edit func(res
 			_, err = s.c.do(ctx, request{method: http.MethodPut, path: path, body: after, header: ifMatch(version)}, &out)
 		}
 		var se *Error
-		if errors.As(err, &se) && se.Status == http.StatusPreconditionFailed && attempt < 3 {
+		if errors.As(err, &se) && se.Status == http.StatusPreconditionFailed && attempt < maxConflicts {
+			// A random, growing pause spreads racing writers apart.
+			if err := sleep(ctx, rand.N(min(5*time.Millisecond<<attempt, 500*time.Millisecond))); err != nil {
+				return nil, err
+			}
 			continue
 		}
 		if err != nil {

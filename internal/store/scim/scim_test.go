@@ -28,3 +28,17 @@ func TestConformance(t *testing.T) {
 	peer := scimtest.Start(t, scimtest.Options{})
 	storetest.Run(t, func(t *testing.T) store.Store { return open(t, peer, scim.Options{}) })
 }
+
+// TestConformanceWithPutAndETags runs the suite against a service without
+// PATCH that offers ETags: updates and membership changes are read, edited
+// and PUT back with If-Match, and concurrent writers retry on 412.
+func TestConformanceWithPutAndETags(t *testing.T) {
+	peer := scimtest.Start(t, scimtest.Options{NoPatch: true, ETag: true})
+	storetest.Run(t, func(t *testing.T) store.Store {
+		s := open(t, peer, scim.Options{})
+		if patch, _, _, etag, _ := s.Features(); patch || !etag {
+			t.Fatalf("discovery: patch=%v etag=%v, want false and true", patch, etag)
+		}
+		return s
+	})
+}

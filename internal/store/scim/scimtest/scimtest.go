@@ -27,6 +27,10 @@ type Options struct {
 	// NoChangePassword makes the peer advertise changePassword unsupported
 	// and refuse passwords.
 	NoChangePassword bool
+	// NoPatch makes the peer advertise PATCH unsupported and refuse it.
+	NoPatch bool
+	// ETag makes the peer advertise ETags and check If-Match.
+	ETag bool
 	// Throttle is how many requests the peer answers with 429 first, with
 	// RetryAfter (default "1") as the Retry-After header.
 	Throttle   int
@@ -66,6 +70,12 @@ func Start(t testing.TB, opts Options) *Server {
 	cmd.Env = append(os.Environ(), "SCIM_TOKEN="+Token, fmt.Sprintf("SCIM_THROTTLE=%d", opts.Throttle))
 	if opts.NoChangePassword {
 		cmd.Env = append(cmd.Env, "SCIM_CHANGE_PASSWORD=false")
+	}
+	if opts.NoPatch {
+		cmd.Env = append(cmd.Env, "SCIM_PATCH=false")
+	}
+	if opts.ETag {
+		cmd.Env = append(cmd.Env, "SCIM_ETAG=true")
 	}
 	if opts.RetryAfter != "" {
 		cmd.Env = append(cmd.Env, "SCIM_RETRY_AFTER="+opts.RetryAfter)
