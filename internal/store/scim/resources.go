@@ -6,6 +6,7 @@ import (
 	"reflect"
 	"slices"
 	"sort"
+	"strings"
 
 	"roster.dev/roster/internal/store"
 )
@@ -200,6 +201,9 @@ func (s *Store) userFields(r resource, u store.UserUpdate) error {
 		if len(name) == 0 {
 			delete(r, "name")
 		}
+		// Some services (AWS IAM Identity Center) require displayName; it
+		// follows the names Roster manages.
+		setString(r, "displayName", strings.TrimSpace(name.str("givenName")+" "+name.str("familyName")))
 	}
 	if u.Mobile != nil {
 		setEntry(r, "phoneNumbers", "mobile", "value", *u.Mobile, map[string]any{"type": "mobile"})

@@ -328,8 +328,13 @@ func (s *Store) SetPassword(ctx context.Context, id, password string) error {
 		return nil
 	})
 	var se *Error
-	if errors.As(err, &se) && se.Status == http.StatusBadRequest {
-		return fmt.Errorf("%w: %w", store.ErrPasswordRejected, err)
+	if errors.As(err, &se) {
+		// A service that quotes the value in its error must not carry the
+		// password into Roster's logs and events.
+		se.Detail = strings.ReplaceAll(se.Detail, password, "[redacted]")
+		if se.Status == http.StatusBadRequest {
+			return fmt.Errorf("%w: %w", store.ErrPasswordRejected, err)
+		}
 	}
 	return err
 }
