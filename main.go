@@ -41,6 +41,7 @@ import (
 	"roster.dev/roster/internal/store"
 	"roster.dev/roster/internal/store/embedded"
 	"roster.dev/roster/internal/store/ldap"
+	"roster.dev/roster/internal/store/scim"
 	"roster.dev/roster/internal/web"
 )
 
@@ -289,12 +290,14 @@ func openStore(o *options) (store.Store, error) {
 			return nil, fmt.Errorf("--store-config: %w", err)
 		}
 		return ldap.Open(cfg)
-	default:
-		if _, err := os.Stat(o.storeConfig); err != nil {
-			return nil, fmt.Errorf("--store-config: %w", err)
+	case scim.Kind:
+		s, err := scim.Open(context.Background(), o.storeConfig)
+		if err != nil {
+			return nil, err
 		}
-		return nil, fmt.Errorf("--store=%s is not available in this version of Roster", o.storeKind)
+		return s, nil
 	}
+	return nil, fmt.Errorf("--store: unknown store %q", o.storeKind)
 }
 
 // invitations builds what the User controller needs to email links.

@@ -1,0 +1,141 @@
+package storeintegration_test
+
+import (
+	"context"
+	"errors"
+	"os"
+	"testing"
+	"time"
+
+	. "github.com/onsi/gomega"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
+	"k8s.io/utils/clock"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/log/zap"
+	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
+
+	"roster.dev/roster/api/v1alpha1"
+	"roster.dev/roster/controllers"
+	"roster.dev/roster/internal/store"
+	"roster.dev/roster/internal/store/scim"
+	"roster.dev/roster/internal/store/scim/scimtest"
+	"roster.dev/roster/internal/testenv"
+)
+
+const (
+	timeout = 30 * time.Second
+	tick    = 50 * time.Millisecond
+)
+
+// TestUserReconcilerWithSCIM provisions a User into the SCIMMY peer, makes
+// it a member of a Group there, deactivates it (active: false there) and
+// deletes it.
+func TestUserReconcilerWithSCIM(t *testing.T) {
+	g := NewWithT(t)
+	ctrl.SetLogger(zap.New(zap.WriteTo(os.Stderr), zap.UseDevMode(true)))
+	peer := scimtest.Start(t, scimtest.Options{})
+	st, err := scim.New(t.Context(), scim.Config{URL: peer.URL, TokenFile: scimtest.TokenFile(t)}, scim.Options{})
+	g.Expect(err).NotTo(HaveOccurred())
+	t.Cleanup(func() { _ = st.Close() })
+
+	env, cfg, err := testenv.Start()
+	if err != nil {
+		t.Fatalf("starting the control plane: %v", err)
+	}
+	t.Cleanup(func() { _ = env.Stop() })
+	scheme := runtime.NewScheme()
+	g.Expect(clientgoscheme.AddToScheme(scheme)).To(Succeed())
+	g.Expect(v1alpha1.AddToScheme(scheme)).To(Succeed())
+	k8s, err := client.New(cfg, client.Options{Scheme: scheme})
+	g.Expect(err).NotTo(HaveOccurred())
+
+	mgr, err := ctrl.NewManager(cfg, ctrl.Options{Scheme: scheme, Metrics: metricsserver.Options{BindAddress: "0"}})
+	g.Expect(err).NotTo(HaveOccurred())
+	g.Expect(controllers.SetupIndexes(t.Context(), mgr.GetFieldIndexer())).To(Succeed())
+	ur := &controllers.UserReconciler{
+		Client: mgr.GetClient(), Store: st, Recorder: mgr.GetEventRecorder("roster"), Clock: clock.RealClock{},
+		DefaultRole: "Member", ResyncPeriod: time.Second, MaxConcurrentReconciles: 2,
+	}
+	g.Expect(ur.SetupWithManager(mgr)).To(Succeed())
+	gr := &controllers.GroupReconciler{
+		Client: mgr.GetClient(), Store: st, Recorder: mgr.GetEventRecorder("roster"),
+		ResyncPeriod: time.Second, MaxConcurrentReconciles: 1, MaxStatusMembers: 100,
+	}
+	g.Expect(gr.SetupWithManager(mgr)).To(Succeed())
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- mgr.Start(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("manager: %v", err)
+		}
+	})
+
+	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{GenerateName: "scim-"}}
+	g.Expect(k8s.Create(t.Context(), ns)).To(Succeed())
+	user := &v1alpha1.User{
+		ObjectMeta: metav1.ObjectMeta{Namespace: ns.Name, Name: "ada"},
+		Spec: v1alpha1.UserSpec{Email: "ada@" + ns.Name + ".example.com", FirstName: "Ada", LastName: "Lovelace",
+			Country: "GB", Attributes: map[string]string{"team": "engines"}},
+	}
+	g.Expect(k8s.Create(t.Context(), user)).To(Succeed())
+
+	get := func(g Gomega) *v1alpha1.User {
+		var u v1alpha1.User
+		g.Expect(k8s.Get(t.Context(), client.ObjectKeyFromObject(user), &u)).To(Succeed())
+		return &u
+	}
+	var storeID string
+	g.Eventually(func(g Gomega) {
+		u := get(g)
+		g.Expect(u.Status.Phase).To(Equal(v1alpha1.UserInvited), "conditions: %+v", u.Status.Conditions)
+		storeID = u.Status.StoreID
+	}, timeout, tick).Should(Succeed())
+	su, err := st.GetUser(t.Context(), storeID)
+	g.Expect(err).NotTo(HaveOccurred())
+	g.Expect(su.Email).To(Equal(user.Spec.Email))
+	g.Expect(su.ExternalID).To(Equal(string(get(g).UID)))
+	g.Expect([]string{su.FirstName, su.LastName, su.Country, su.Role}).To(Equal([]string{"Ada", "Lovelace", "GB", "Member"}))
+	g.Expect(su.Attributes).To(HaveKeyWithValue("team", "engines"))
+	g.Expect(su.Disabled).To(BeFalse())
+
+	grp := &v1alpha1.Group{
+		ObjectMeta: metav1.ObjectMeta{Namespace: ns.Name, Name: "eng"},
+		Spec:       v1alpha1.GroupSpec{DisplayName: "Engineering", Members: []string{"ada"}},
+	}
+	g.Expect(k8s.Create(t.Context(), grp)).To(Succeed())
+	g.Eventually(func(g Gomega) {
+		var got v1alpha1.Group
+		g.Expect(k8s.Get(t.Context(), client.ObjectKeyFromObject(grp), &got)).To(Succeed())
+		g.Expect(got.Status.StoreID).NotTo(BeEmpty(), "conditions: %+v", got.Status.Conditions)
+		sg, err := st.GetGroup(t.Context(), got.Status.StoreID)
+		g.Expect(err).NotTo(HaveOccurred())
+		g.Expect(sg.DisplayName).To(Equal("Engineering"))
+		members, err := st.ListGroupMembers(t.Context(), got.Status.StoreID)
+		g.Expect(err).NotTo(HaveOccurred())
+		g.Expect(members).To(Equal([]string{storeID}))
+	}, timeout, tick).Should(Succeed())
+
+	g.Eventually(func(g Gomega) {
+		u := get(g)
+		u.Spec.Deactivated = true
+		g.Expect(k8s.Update(t.Context(), u)).To(Succeed())
+	}, timeout, tick).Should(Succeed())
+	g.Eventually(func(g Gomega) {
+		g.Expect(get(g).Status.Phase).To(Equal(v1alpha1.UserInactive))
+	}, timeout, tick).Should(Succeed())
+	su, err = st.GetUser(t.Context(), storeID)
+	g.Expect(err).NotTo(HaveOccurred())
+	g.Expect(su.Disabled).To(BeTrue(), "the SCIM user is still active")
+
+	g.Expect(k8s.Delete(t.Context(), user)).To(Succeed())
+	g.Eventually(func(g Gomega) {
+		_, err := st.GetUser(t.Context(), storeID)
+		g.Expect(errors.Is(err, store.ErrNotFound)).To(BeTrue(), "GetUser after delete: %v", err)
+	}, timeout, tick).Should(Succeed())
+}
