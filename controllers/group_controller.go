@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"maps"
-	"math/rand/v2"
 	"slices"
 	"strings"
 	"time"
@@ -423,20 +422,12 @@ func (r *GroupReconciler) event(group *v1alpha1.Group, typ, reason, action, form
 	}
 }
 
-func (r *GroupReconciler) resyncAfter() time.Duration {
-	if r.ResyncPeriod <= 0 {
-		return 0
-	}
-	return r.ResyncPeriod + time.Duration(rand.Int64N(int64(r.ResyncPeriod/10)+1))
-}
+func (r *GroupReconciler) resyncAfter() time.Duration { return jittered(r.ResyncPeriod) }
 
-// SetupWithManager registers the controller and the group indexes. It
-// reacts to spec changes, to Users whose membership may have changed, and to
+// SetupWithManager registers the controller; it needs the indexes of
+// SetupIndexes. It reacts to spec changes, to Users whose membership may have changed, and to
 // a Group letting go of an external ID that others wait for.
 func (r *GroupReconciler) SetupWithManager(mgr ctrl.Manager) error {
-	if err := IndexGroupFields(context.Background(), mgr.GetFieldIndexer()); err != nil {
-		return err
-	}
 	return ctrl.NewControllerManagedBy(mgr).
 		For(&v1alpha1.Group{}, builder.WithPredicates(specChangedOrDeleting())).
 		Watches(&v1alpha1.User{}, handler.Funcs{

@@ -31,9 +31,8 @@ const (
 	GroupExternalIDIndex = "spec.externalID"
 )
 
-// IndexGroupFields registers the group indexes with the manager's cache. The
-// Group controller registers them; the User controller uses them too, so the
-// two run together.
+// IndexGroupFields registers the group indexes with the manager's cache;
+// SetupIndexes calls it. The Group and User controllers both read them.
 func IndexGroupFields(ctx context.Context, indexer client.FieldIndexer) error {
 	indexes := []struct {
 		obj   client.Object

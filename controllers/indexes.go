@@ -4,7 +4,9 @@ import (
 	"context"
 	"fmt"
 	"hash/fnv"
+	"math/rand/v2"
 	"strings"
+	"time"
 
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -30,12 +32,25 @@ func emailBucket(email string) string {
 	return fmt.Sprintf("%03x", h.Sum32()%emailBuckets)
 }
 
-// SetupIndexes registers the cache's field indexes. Call it once, before the
-// controllers are set up.
+// SetupIndexes registers the cache's field indexes that the User, Group and
+// UserImport controllers read. Call it once, before they are set up.
 func SetupIndexes(ctx context.Context, indexer client.FieldIndexer) error {
-	return indexer.IndexField(ctx, &v1alpha1.User{}, emailBucketIndex, func(obj client.Object) []string {
+	err := indexer.IndexField(ctx, &v1alpha1.User{}, emailBucketIndex, func(obj client.Object) []string {
 		return []string{emailBucket(obj.(*v1alpha1.User).Spec.Email)}
 	})
+	if err != nil {
+		return err
+	}
+	return IndexGroupFields(ctx, indexer)
+}
+
+// jittered returns period plus up to a tenth more, so that periodic
+// resyncs of many objects spread out instead of arriving together.
+func jittered(period time.Duration) time.Duration {
+	if period <= 0 {
+		return 0
+	}
+	return period + time.Duration(rand.Int64N(int64(period/10)+1))
 }
 
 // UsersWithEmail returns the Users holding the email (compared without regard

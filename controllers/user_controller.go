@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"math/rand/v2"
 	"slices"
 	"strings"
 	"time"
@@ -400,17 +399,12 @@ func (r *UserReconciler) event(user *v1alpha1.User, typ, reason, action, format 
 	}
 }
 
-func (r *UserReconciler) resyncAfter() time.Duration {
-	if r.ResyncPeriod <= 0 {
-		return 0
-	}
-	return r.ResyncPeriod + time.Duration(rand.Int64N(int64(r.ResyncPeriod/10)+1))
-}
+func (r *UserReconciler) resyncAfter() time.Duration { return jittered(r.ResyncPeriod) }
 
 // SetupWithManager registers the controller: it reacts to spec changes,
 // request annotations and used links, wakes the Users that share an email
 // when one of them is deleted, and the Users a Group change adds or removes.
-// It uses the indexes the Group controller registers (IndexGroupFields).
+// It needs the indexes of SetupIndexes.
 func (r *UserReconciler) SetupWithManager(mgr ctrl.Manager) error {
 	return ctrl.NewControllerManagedBy(mgr).
 		For(&v1alpha1.User{}, builder.WithPredicates(userChanged())).
