@@ -51,7 +51,14 @@ echo "==> Applying config/samples"
 kubectl apply -k config/samples
 echo
 
-# Show the resources until every User has left Pending.
+# A first look while the operator is at work, then the settled states.
+kubectl get users,groups,userimports
+echo
+for _ in $(seq 1 60); do
+  phase=$(kubectl get userimport new-hires -o jsonpath='{.status.phase}')
+  [[ "${phase}" =~ ^(Succeeded|PartiallySucceeded|Failed)$ ]] && break
+  sleep 1
+done
 for _ in $(seq 1 60); do
   pending=$(kubectl get users -o jsonpath='{range .items[*]}{.status.phase}{"\n"}{end}' | grep -cvE '^(Invited|Active|Inactive)$' || true)
   [[ "${pending}" == "0" ]] && break
@@ -61,6 +68,9 @@ kubectl wait --for=condition=Ready groups --all --timeout=60s >/dev/null || true
 kubectl get users,groups,userimports
 echo
 kubectl get users --field-selector status.phase=Inactive
+echo
+echo "The sample import's last row is not an email address; its failure is reported by row:"
+kubectl get userimport new-hires -o jsonpath='{range .status.failures[*]}  row {.row}: {.message}{"\n"}{end}'
 echo
 
 # The operator wrote each invitation into the outbox; show Ada's link, which
