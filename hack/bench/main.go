@@ -45,6 +45,9 @@ type options struct {
 	heapProfile string
 	// skipFloor measures only Roster (for memory at large N).
 	skipFloor bool
+	// goMemLimit, when set, is the manager's GOMEMLIMIT, as the Deployment
+	// sets it from the container's memory limit.
+	goMemLimit string
 }
 
 func main() {
@@ -55,6 +58,7 @@ func main() {
 	flag.DurationVar(&o.timeout, "timeout", 30*time.Minute, "give up after this long")
 	flag.StringVar(&o.heapProfile, "heap-profile", "", "save the manager's heap profile to this file at the end")
 	flag.BoolVar(&o.skipFloor, "skip-floor", false, "measure only the import (for the memory figure at large N)")
+	flag.StringVar(&o.goMemLimit, "gomemlimit", "", "run the manager with this GOMEMLIMIT (for example 230MiB)")
 	flag.Parse()
 	if err := run(o); err != nil {
 		fmt.Fprintf(os.Stderr, "bench: %v\n", err)
@@ -82,6 +86,9 @@ func run(o options) error {
 	}
 
 	fmt.Printf("Roster bench: N=%d users, lean client with %d workers, kube-apiserver %s\n", o.users, o.workers, testenv.KubeVersion)
+	if o.goMemLimit != "" {
+		fmt.Printf("  manager runs with GOMEMLIMIT=%s\n", o.goMemLimit)
+	}
 	var floor time.Duration
 	if !o.skipFloor {
 		if floor, err = leanFloor(ctx, c, o); err != nil {
@@ -95,7 +102,7 @@ func run(o options) error {
 		return err
 	}
 	defer os.RemoveAll(dir)
-	mgr, err := startManager(ctx, o.manager, dir, env.KubeConfig)
+	mgr, err := startManager(ctx, o.manager, dir, env.KubeConfig, o.goMemLimit)
 	if err != nil {
 		return err
 	}
@@ -292,7 +299,7 @@ func (m *manager) logTail() string {
 
 // startManager runs the manager binary against the control plane and waits
 // until it is ready.
-func startManager(ctx context.Context, bin, dir string, kubeconfig []byte) (*manager, error) {
+func startManager(ctx context.Context, bin, dir string, kubeconfig []byte, goMemLimit string) (*manager, error) {
 	kc := filepath.Join(dir, "kubeconfig")
 	if err := os.WriteFile(kc, kubeconfig, 0o600); err != nil {
 		return nil, err
@@ -315,6 +322,9 @@ func startManager(ctx context.Context, bin, dir string, kubeconfig []byte) (*man
 		"--metrics-bind-address=0", "--health-probe-bind-address="+probe,
 		"--web-bind-address="+web, "--public-url=http://"+web, "--zap-log-level=error")
 	m.cmd.Stdout, m.cmd.Stderr = m.log, m.log
+	if goMemLimit != "" {
+		m.cmd.Env = append(os.Environ(), "GOMEMLIMIT="+goMemLimit)
+	}
 	if err := m.cmd.Start(); err != nil {
 		return nil, fmt.Errorf("starting %s: %w", bin, err)
 	}
