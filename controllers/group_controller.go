@@ -218,26 +218,11 @@ func (r *GroupReconciler) resolveMembers(ctx context.Context, group *v1alpha1.Gr
 
 // observe reads the store group afresh: by store ID when one is known, else
 // by its name.
-func (r *GroupReconciler) observe(ctx context.Context, group *v1alpha1.Group, pass *groupPass) error {
-	var (
-		got store.Group
-		err = store.ErrNotFound
-	)
-	if id := group.Status.StoreID; id != "" {
-		got, err = r.Store.GetGroup(ctx, id)
-	}
-	if errors.Is(err, store.ErrNotFound) {
-		got, err = r.Store.FindGroupByName(ctx, StoreGroupName(group))
-	}
-	switch {
-	case errors.Is(err, store.ErrNotFound):
-		pass.observed = nil
-		return nil
-	case err != nil:
-		return err
-	}
-	pass.observed = &got
-	return nil
+func (r *GroupReconciler) observe(ctx context.Context, group *v1alpha1.Group, pass *groupPass) (err error) {
+	pass.observed, err = observeStore(group.Status.StoreID,
+		func() (store.Group, error) { return r.Store.GetGroup(ctx, group.Status.StoreID) },
+		func() (store.Group, error) { return r.Store.FindGroupByName(ctx, StoreGroupName(group)) })
+	return err
 }
 
 // ensureInStore creates the store group with its members in one call.

@@ -4,9 +4,7 @@ import (
 	"context"
 	"fmt"
 	"hash/fnv"
-	"math/rand/v2"
 	"strings"
-	"time"
 
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -42,15 +40,6 @@ func SetupIndexes(ctx context.Context, indexer client.FieldIndexer) error {
 		return err
 	}
 	return IndexGroupFields(ctx, indexer)
-}
-
-// jittered returns period plus up to a tenth more, so that periodic
-// resyncs of many objects spread out instead of arriving together.
-func jittered(period time.Duration) time.Duration {
-	if period <= 0 {
-		return 0
-	}
-	return period + time.Duration(rand.Int64N(int64(period/10)+1))
 }
 
 // UsersWithEmail returns the Users holding the email (compared without regard

@@ -239,26 +239,11 @@ func (r *UserReconciler) claim(user *v1alpha1.User, others []v1alpha1.User, pass
 
 // observe reads the store user afresh: by store ID when one is known, else by
 // email.
-func (r *UserReconciler) observe(ctx context.Context, user *v1alpha1.User, pass *userPass) error {
-	var (
-		got store.User
-		err = store.ErrNotFound
-	)
-	if id := user.Status.StoreID; id != "" {
-		got, err = r.Store.GetUser(ctx, id)
-	}
-	if errors.Is(err, store.ErrNotFound) {
-		got, err = r.Store.FindUserByEmail(ctx, user.Spec.Email)
-	}
-	switch {
-	case errors.Is(err, store.ErrNotFound):
-		pass.observed = nil
-		return nil
-	case err != nil:
-		return err
-	}
-	pass.observed = &got
-	return nil
+func (r *UserReconciler) observe(ctx context.Context, user *v1alpha1.User, pass *userPass) (err error) {
+	pass.observed, err = observeStore(user.Status.StoreID,
+		func() (store.User, error) { return r.Store.GetUser(ctx, user.Status.StoreID) },
+		func() (store.User, error) { return r.Store.FindUserByEmail(ctx, user.Spec.Email) })
+	return err
 }
 
 // originOf tells a store user Roster created for this User (it carries the
