@@ -25,9 +25,7 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/watch"
-	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/rest"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -77,9 +75,7 @@ func run(o options) error {
 
 	lean := rest.CopyConfig(cfg)
 	lean.QPS, lean.Burst = -1, 0 // no client-side throttling: the floor is the API server
-	scheme := runtime.NewScheme()
-	_ = clientgoscheme.AddToScheme(scheme)
-	_ = v1alpha1.AddToScheme(scheme)
+	scheme := testenv.Scheme()
 	c, err := client.NewWithWatch(lean, client.Options{Scheme: scheme})
 	if err != nil {
 		return err

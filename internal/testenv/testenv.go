@@ -10,8 +10,13 @@ import (
 	"path/filepath"
 	"runtime"
 
+	kruntime "k8s.io/apimachinery/pkg/runtime"
+	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
+	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/rest"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
+
+	"roster.dev/roster/api/v1alpha1"
 )
 
 // KubeVersion is the control plane version the project builds and tests with.
@@ -74,4 +79,12 @@ func Start() (*envtest.Environment, *rest.Config, error) {
 		return nil, nil, fmt.Errorf("starting the control plane: %w", err)
 	}
 	return env, cfg, nil
+}
+
+// Scheme returns a scheme with the Kubernetes built-in kinds and Roster's.
+func Scheme() *kruntime.Scheme {
+	s := kruntime.NewScheme()
+	utilruntime.Must(clientgoscheme.AddToScheme(s))
+	utilruntime.Must(v1alpha1.AddToScheme(s))
+	return s
 }
