@@ -19,7 +19,6 @@ import (
 
 	"golang.org/x/time/rate"
 	corev1 "k8s.io/api/core/v1"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/rest"
@@ -35,6 +34,7 @@ import (
 
 	"roster.dev/roster/api/v1alpha1"
 	"roster.dev/roster/controllers"
+	"roster.dev/roster/internal/cachetrim"
 	"roster.dev/roster/internal/invitation"
 	"roster.dev/roster/internal/mail"
 	"roster.dev/roster/internal/password"
@@ -252,25 +252,6 @@ func (o *options) mailSender() (mail.Sender, string, error) {
 	return s, "SMTP server " + u.Host, nil
 }
 
-// trimForCache drops managedFields and kubectl's last-applied-configuration
-// annotation (a second copy of the whole object for applied resources) from
-// cached objects: no controller reads or writes them, so patches computed
-// from the cache never touch them.
-func trimForCache(obj any) (any, error) {
-	obj, err := stripManagedFields(obj)
-	if m, ok := obj.(metav1.Object); ok && err == nil {
-		if a := m.GetAnnotations(); a != nil {
-			if _, found := a[corev1.LastAppliedConfigAnnotation]; found {
-				delete(a, corev1.LastAppliedConfigAnnotation)
-				m.SetAnnotations(a)
-			}
-		}
-	}
-	return obj, err
-}
-
-var stripManagedFields = cache.TransformStripManagedFields()
-
 // restConfig loads the kubeconfig the flag names, or finds one the usual way.
 func restConfig(path string) (*rest.Config, error) {
 	if path != "" {
@@ -393,7 +374,7 @@ func run(args []string) error {
 		Cache: cache.Options{
 			// Fields no controller reads stay out of the cache, which keeps
 			// it small at 100,000 Users.
-			DefaultTransform: trimForCache,
+			DefaultTransform: cachetrim.Transform,
 			// Only the token records Roster writes are cached, never the
 			// cluster's other Secrets.
 			ByObject: map[client.Object]cache.ByObject{&corev1.Secret{}: {Label: invitation.SecretSelector()}},

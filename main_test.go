@@ -7,10 +7,6 @@ import (
 	"testing"
 	"time"
 
-	corev1 "k8s.io/api/core/v1"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-
-	"roster.dev/roster/api/v1alpha1"
 	"roster.dev/roster/internal/mail"
 )
 
@@ -115,27 +111,5 @@ func TestOpenStoreFailsClearly(t *testing.T) {
 	}
 	if _, err := openStore(o); err == nil || !strings.Contains(err.Error(), "/proc/roster-cannot-exist") {
 		t.Errorf("openStore error = %v, want one naming the folder", err)
-	}
-}
-
-func TestTrimForCache(t *testing.T) {
-	u := &v1alpha1.User{ObjectMeta: metav1.ObjectMeta{
-		Name:          "ada",
-		Annotations:   map[string]string{corev1.LastAppliedConfigAnnotation: "{...}", "team": "engines"},
-		ManagedFields: []metav1.ManagedFieldsEntry{{Manager: "kubectl"}},
-	}}
-	got, err := trimForCache(u)
-	if err != nil {
-		t.Fatalf("trimForCache: %v", err)
-	}
-	m := got.(*v1alpha1.User)
-	if len(m.ManagedFields) != 0 {
-		t.Errorf("managedFields kept: %v", m.ManagedFields)
-	}
-	if _, ok := m.Annotations[corev1.LastAppliedConfigAnnotation]; ok {
-		t.Error("last-applied-configuration kept")
-	}
-	if m.Annotations["team"] != "engines" {
-		t.Errorf("other annotations lost: %v", m.Annotations)
 	}
 }

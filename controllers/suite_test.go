@@ -32,6 +32,7 @@ import (
 
 	"roster.dev/roster/api/v1alpha1"
 	"roster.dev/roster/controllers"
+	"roster.dev/roster/internal/cachetrim"
 	"roster.dev/roster/internal/invitation"
 	"roster.dev/roster/internal/mail"
 	"roster.dev/roster/internal/mail/mailtest"
@@ -106,7 +107,7 @@ func runSuite(m *testing.M) int {
 		Scheme:  scheme,
 		Metrics: metricsserver.Options{BindAddress: "0"},
 		Cache: cache.Options{
-			DefaultTransform: cache.TransformStripManagedFields(),
+			DefaultTransform: cachetrim.Transform,
 			ByObject:         map[client.Object]cache.ByObject{&corev1.Secret{}: {Label: invitation.SecretSelector()}},
 		},
 	})

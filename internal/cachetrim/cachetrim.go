@@ -1,0 +1,91 @@
+// Package cachetrim shrinks the objects the manager's informer cache holds,
+// which is most of the operator's memory at 100,000 Users.
+package cachetrim
+
+import (
+	"unique"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/controller-runtime/pkg/cache"
+
+	"roster.dev/roster/api/v1alpha1"
+)
+
+var stripManagedFields = cache.TransformStripManagedFields()
+
+// Transform is the cache's transform: it drops managedFields and kubectl's
+// last-applied-configuration annotation (a second copy of the whole object
+// for applied resources), which no controller reads or writes, so patches
+// computed from the cache never touch them. For Users it also shares the
+// strings that thousands of them repeat (kind, namespace, finalizer, label
+// and annotation keys, condition reasons and messages, phases) instead of
+// keeping one decoded copy per object.
+func Transform(obj any) (any, error) {
+	obj, err := stripManagedFields(obj)
+	if err != nil {
+		return obj, err
+	}
+	if m, ok := obj.(metav1.Object); ok {
+		if a := m.GetAnnotations(); a != nil {
+			if _, found := a[corev1.LastAppliedConfigAnnotation]; found {
+				delete(a, corev1.LastAppliedConfigAnnotation)
+				m.SetAnnotations(a)
+			}
+		}
+	}
+	if u, ok := obj.(*v1alpha1.User); ok {
+		internUser(u)
+	}
+	return obj, nil
+}
+
+func intern(s *string) {
+	if *s != "" {
+		*s = unique.Make(*s).Value()
+	}
+}
+
+func internMap(m map[string]string, values bool) map[string]string {
+	if len(m) == 0 {
+		return m
+	}
+	out := make(map[string]string, len(m))
+	for k, v := range m {
+		intern(&k)
+		if values {
+			intern(&v)
+		}
+		out[k] = v
+	}
+	return out
+}
+
+func internUser(u *v1alpha1.User) {
+	intern(&u.APIVersion)
+	intern(&u.Kind)
+	intern(&u.Namespace)
+	for i := range u.Finalizers {
+		intern(&u.Finalizers[i])
+	}
+	u.Labels = internMap(u.Labels, true)
+	u.Annotations = internMap(u.Annotations, false)
+	for _, s := range []*string{&u.Spec.Role, &u.Spec.Country, &u.Spec.TimeZone, &u.Spec.Locale, &u.Status.Role} {
+		intern(s)
+	}
+	for i := range u.Spec.Groups {
+		intern(&u.Spec.Groups[i])
+	}
+	for i := range u.Status.Groups {
+		intern(&u.Status.Groups[i])
+	}
+	for i := range u.Status.Conditions {
+		c := &u.Status.Conditions[i]
+		intern(&c.Type)
+		intern((*string)(&c.Status))
+		intern(&c.Reason)
+		intern(&c.Message)
+	}
+	intern((*string)(&u.Status.Phase))
+	intern((*string)(&u.Status.Origin))
+}
