@@ -5,6 +5,9 @@ import (
 	"math/rand/v2"
 	"time"
 
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/client-go/tools/events"
+
 	"roster.dev/roster/internal/store"
 )
 
@@ -36,4 +39,11 @@ func observeStore[T any](id string, byID, byKey func() (T, error)) (*T, error) {
 		return nil, err
 	}
 	return &got, nil
+}
+
+// recordEvent emits an event about obj when the reconciler has a recorder.
+func recordEvent(rec events.EventRecorder, obj runtime.Object, typ, reason, action, format string, args ...any) {
+	if rec != nil {
+		rec.Eventf(obj, nil, typ, reason, action, format, args...)
+	}
 }

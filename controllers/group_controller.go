@@ -402,16 +402,15 @@ func setMembersConditions(st *v1alpha1.GroupStatus, gen int64, m *Membership, tr
 }
 
 func (r *GroupReconciler) event(group *v1alpha1.Group, typ, reason, action, format string, args ...any) {
-	if r.Recorder != nil {
-		r.Recorder.Eventf(group, nil, typ, reason, action, format, args...)
-	}
+	recordEvent(r.Recorder, group, typ, reason, action, format, args...)
 }
 
 func (r *GroupReconciler) resyncAfter() time.Duration { return jittered(r.ResyncPeriod) }
 
 // SetupWithManager registers the controller; it needs the indexes of
-// SetupIndexes. It reacts to spec changes, to Users whose membership may have changed, and to
-// a Group letting go of an external ID that others wait for.
+// SetupIndexes. It reacts to spec changes, to Users whose membership may
+// have changed, and to a Group letting go of an external ID that others
+// wait for.
 func (r *GroupReconciler) SetupWithManager(mgr ctrl.Manager) error {
 	return ctrl.NewControllerManagedBy(mgr).
 		For(&v1alpha1.Group{}, builder.WithPredicates(specChangedOrDeleting())).

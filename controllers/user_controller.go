@@ -379,9 +379,7 @@ func (r *UserReconciler) computeStatus(user *v1alpha1.User, pass *userPass, err 
 }
 
 func (r *UserReconciler) event(user *v1alpha1.User, typ, reason, action, format string, args ...any) {
-	if r.Recorder != nil {
-		r.Recorder.Eventf(user, nil, typ, reason, action, format, args...)
-	}
+	recordEvent(r.Recorder, user, typ, reason, action, format, args...)
 }
 
 func (r *UserReconciler) resyncAfter() time.Duration { return jittered(r.ResyncPeriod) }

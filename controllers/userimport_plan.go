@@ -65,18 +65,13 @@ func combineRows(earlier, later importfile.Row) importfile.Row {
 	}
 	merged := earlier
 	merged.Number = later.Number
-	set := func(dst *string, v string) {
-		if v != "" {
-			*dst = v
-		}
-	}
-	set(&merged.FirstName, later.FirstName)
-	set(&merged.LastName, later.LastName)
-	set(&merged.Role, later.Role)
-	set(&merged.Mobile, later.Mobile)
-	set(&merged.TimeZone, later.TimeZone)
-	set(&merged.Country, later.Country)
-	set(&merged.Locale, later.Locale)
+	setNonEmpty(&merged.FirstName, later.FirstName)
+	setNonEmpty(&merged.LastName, later.LastName)
+	setNonEmpty(&merged.Role, later.Role)
+	setNonEmpty(&merged.Mobile, later.Mobile)
+	setNonEmpty(&merged.TimeZone, later.TimeZone)
+	setNonEmpty(&merged.Country, later.Country)
+	setNonEmpty(&merged.Locale, later.Locale)
 	if later.Groups != nil {
 		merged.Groups = later.Groups
 	}
@@ -117,17 +112,12 @@ func desiredUser(row importfile.Row, existing *v1alpha1.User, imp *v1alpha1.User
 	} else {
 		u = existing.DeepCopy()
 	}
-	set := func(dst *string, v string) {
-		if v != "" {
-			*dst = v
-		}
-	}
-	set(&u.Spec.FirstName, row.FirstName)
-	set(&u.Spec.LastName, row.LastName)
-	set(&u.Spec.Mobile, row.Mobile)
-	set(&u.Spec.TimeZone, row.TimeZone)
-	set(&u.Spec.Country, row.Country)
-	set(&u.Spec.Locale, row.Locale)
+	setNonEmpty(&u.Spec.FirstName, row.FirstName)
+	setNonEmpty(&u.Spec.LastName, row.LastName)
+	setNonEmpty(&u.Spec.Mobile, row.Mobile)
+	setNonEmpty(&u.Spec.TimeZone, row.TimeZone)
+	setNonEmpty(&u.Spec.Country, row.Country)
+	setNonEmpty(&u.Spec.Locale, row.Locale)
 	role, groups := row.Role, row.Groups
 	if d := imp.Spec.Defaults; d != nil {
 		if role == "" {
@@ -137,7 +127,7 @@ func desiredUser(row importfile.Row, existing *v1alpha1.User, imp *v1alpha1.User
 			groups = d.Groups
 		}
 	}
-	set(&u.Spec.Role, role)
+	setNonEmpty(&u.Spec.Role, role)
 	if groups != nil {
 		u.Spec.Groups = slices.Clone(groups)
 	}
@@ -217,4 +207,12 @@ func clean(s string) string {
 		return "x"
 	}
 	return strings.Join(labels, ".")
+}
+
+// setNonEmpty sets *dst to v unless v is empty: an empty cell in an import
+// row means "not set", never "clear".
+func setNonEmpty(dst *string, v string) {
+	if v != "" {
+		*dst = v
+	}
 }
