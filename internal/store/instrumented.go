@@ -54,6 +54,7 @@ const (
 	OpUpdateUser      = "UpdateUser"
 	OpDeleteUser      = "DeleteUser"
 	OpSetPassword     = "SetPassword"
+	OpListUsers       = "ListUsers"
 
 	OpGetGroup           = "GetGroup"
 	OpFindGroupByName    = "FindGroupByName"
@@ -125,6 +126,21 @@ func (i *instrumented) DeleteUser(ctx context.Context, id string) error {
 
 func (i *instrumented) SetPassword(ctx context.Context, id, password string) error {
 	return i.observe(ctx, OpSetPassword, func() error { return i.Store.SetPassword(ctx, id, password) })
+}
+
+// ListUsers counts a listing as one call and rate limits each page's request.
+func (i *instrumented) ListUsers(ctx context.Context, page func([]User) error) error {
+	return i.observe(ctx, OpListUsers, func() error {
+		return i.Store.ListUsers(ctx, func(users []User) error {
+			if err := page(users); err != nil {
+				return err
+			}
+			if i.limiter != nil {
+				return i.limiter.Wait(ctx)
+			}
+			return nil
+		})
+	})
 }
 
 func (i *instrumented) GetGroup(ctx context.Context, id string) (g Group, err error) {

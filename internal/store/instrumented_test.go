@@ -20,6 +20,7 @@ func (nopStore) UpdateUser(context.Context, string, UserUpdate) (User, error) {
 }
 func (nopStore) DeleteUser(context.Context, string) error               { return nil }
 func (nopStore) SetPassword(context.Context, string, string) error      { return nil }
+func (nopStore) ListUsers(context.Context, func([]User) error) error    { return nil }
 func (nopStore) GetGroup(context.Context, string) (Group, error)        { return Group{}, nil }
 func (nopStore) FindGroupByName(context.Context, string) (Group, error) { return Group{}, nil }
 func (nopStore) CreateGroup(context.Context, Group, []string) (Group, error) {

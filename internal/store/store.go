@@ -212,6 +212,12 @@ type Store interface {
 	// that does). It returns ErrNotFound for a missing user and
 	// ErrPasswordsUnsupported when Capabilities().Passwords is false.
 	SetPassword(ctx context.Context, id, password string) error
+	// ListUsers reads every user in the store, a page at a time, and calls
+	// page with each page, in no particular order. It stops at the first
+	// error, the store's or page's, and returns it. After a reconnect a page
+	// may be delivered again. A user missing from a listing that failed part
+	// way may well still be in the store.
+	ListUsers(ctx context.Context, page func([]User) error) error
 
 	// GetGroup returns the group with the store ID, or ErrNotFound.
 	GetGroup(ctx context.Context, id string) (Group, error)

@@ -5,6 +5,7 @@
 package embedded
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -302,4 +303,49 @@ func (s *Store) RecordLogin(ctx context.Context, id string) (store.User, error) 
 		return putRecord(tx, r)
 	})
 	return r.user(), err
+}
+
+// listPageSize is how many users ListUsers reads in one transaction, so
+// that a long listing never holds the database open for writers' remaps.
+const listPageSize = 500
+
+// ListUsers implements store.Store, in the order of the user IDs.
+func (s *Store) ListUsers(ctx context.Context, page func([]store.User) error) error {
+	var after []byte
+	for {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		users := make([]store.User, 0, listPageSize)
+		err := s.db.View(func(tx *bolt.Tx) error {
+			c := tx.Bucket(bucketUsers).Cursor()
+			k, v := c.First()
+			if after != nil {
+				if k, v = c.Seek(after); k != nil && bytes.Equal(k, after) {
+					k, v = c.Next()
+				}
+			}
+			for ; k != nil && len(users) < listPageSize; k, v = c.Next() {
+				var r record
+				if err := json.Unmarshal(v, &r); err != nil {
+					return fmt.Errorf("decoding user %q: %w", k, err)
+				}
+				users = append(users, r.user())
+				after = append(after[:0], k...)
+			}
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+		if len(users) == 0 {
+			return nil
+		}
+		if err := page(users); err != nil {
+			return err
+		}
+		if len(users) < listPageSize {
+			return nil
+		}
+	}
 }

@@ -110,6 +110,45 @@ func (s *Store) searchAll(ctx context.Context, base, filter string, attrs []stri
 	return entries, err
 }
 
+// ListUsers implements store.Store with a paged subtree search under
+// usersDN (RFC 2696), handing each page over as it arrives. A paging cookie
+// belongs to its connection, so a listing interrupted by a reconnect starts
+// again from the first page.
+func (s *Store) ListUsers(ctx context.Context, page func([]store.User) error) error {
+	err := s.do(ctx, true, func(conn *ldapv3.Conn) error {
+		paging := ldapv3.NewControlPaging(uint32(s.cfg.PageSize))
+		req := ldapv3.NewSearchRequest(s.cfg.UsersDN, ldapv3.ScopeWholeSubtree, ldapv3.NeverDerefAliases,
+			0, 0, false, s.userFilter(), s.userAttributes(), []ldapv3.Control{paging})
+		for {
+			if err := ctx.Err(); err != nil {
+				return err
+			}
+			res, err := conn.Search(req)
+			if err != nil {
+				return err
+			}
+			if len(res.Entries) > 0 {
+				users := make([]store.User, len(res.Entries))
+				for i, e := range res.Entries {
+					users[i] = s.user(e)
+				}
+				if err := page(users); err != nil {
+					return err
+				}
+			}
+			next, ok := ldapv3.FindControl(res.Controls, ldapv3.ControlTypePaging).(*ldapv3.ControlPaging)
+			if !ok || len(next.Cookie) == 0 {
+				return nil
+			}
+			paging.SetCookie(next.Cookie)
+		}
+	})
+	if err != nil {
+		return fmt.Errorf("listing users under %q: %w", s.cfg.UsersDN, err)
+	}
+	return nil
+}
+
 // GetUser implements store.Store.
 func (s *Store) GetUser(ctx context.Context, id string) (store.User, error) {
 	e, err := s.searchOne(ctx, id, ldapv3.ScopeBaseObject, s.userFilter(), s.userAttributes())

@@ -3,6 +3,7 @@ package ldap_test
 import (
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"testing"
 
@@ -299,6 +300,33 @@ func TestPaging(t *testing.T) {
 		if m, err := s.ListGroupMembers(ctx, id); err != nil || len(m) != 0 {
 			t.Errorf("group %s after DeleteUser: members %v, %v; want none", id, m, err)
 		}
+	}
+}
+
+func TestListUsersInPages(t *testing.T) {
+	srv := ldaptest.Start(t)
+	s := open(t, srv, "pageSize: 4")
+	ctx := t.Context()
+	const n = 10
+	for i := range n {
+		if _, err := s.CreateUser(ctx, store.User{Email: fmt.Sprintf("listed%02d@example.com", i), LastName: "Listed"}); err != nil {
+			t.Fatalf("CreateUser: %v", err)
+		}
+	}
+	var sizes []int
+	seen := map[string]bool{}
+	err := s.ListUsers(ctx, func(page []store.User) error {
+		sizes = append(sizes, len(page))
+		for _, u := range page {
+			seen[u.Email] = true
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatalf("ListUsers: %v", err)
+	}
+	if len(seen) != n || !slices.Equal(sizes, []int{4, 4, 2}) {
+		t.Errorf("ListUsers saw %d users in pages of %v, want %d in pages of [4 4 2]", len(seen), sizes, n)
 	}
 }
 

@@ -11,6 +11,7 @@ import (
 	"roster.dev/roster/internal/store"
 	"roster.dev/roster/internal/store/scim"
 	"roster.dev/roster/internal/store/scim/scimtest"
+	"roster.dev/roster/internal/store/storetest"
 )
 
 // recorder counts the answers a store receives by status, and the list
@@ -100,7 +101,7 @@ func TestPeerStopsMidSync(t *testing.T) {
 	if failed := sync(); len(failed) > 0 {
 		t.Fatalf("the sync after the service returned failed: %v", failed)
 	}
-	users, err := s.ListUsers(ctx)
+	users, err := storetest.AllUsers(ctx, s)
 	if err != nil {
 		t.Fatalf("ListUsers: %v", err)
 	}
@@ -158,7 +159,7 @@ func TestListUsersReadsEveryPage(t *testing.T) {
 			t.Fatalf("CreateUser: %v", err)
 		}
 	}
-	users, err := s.ListUsers(t.Context())
+	users, err := storetest.AllUsers(t.Context(), s)
 	if err != nil {
 		t.Fatalf("ListUsers: %v", err)
 	}

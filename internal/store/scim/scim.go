@@ -184,6 +184,19 @@ func (s *Store) modify(ctx context.Context, path, readPath string, edit func(res
 // search pages through the resources a filter matches (every resource when
 // filter is ""), calling fn for each.
 func (s *Store) search(ctx context.Context, endpoint, filter string, extra url.Values, fn func(resource) error) error {
+	return s.searchPages(ctx, endpoint, filter, extra, func(page []resource) error {
+		for _, r := range page {
+			if err := fn(r); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
+
+// searchPages pages through the resources a filter matches with startIndex
+// and count (RFC 7644 section 3.4.2.4), calling fn with each page.
+func (s *Store) searchPages(ctx context.Context, endpoint, filter string, extra url.Values, fn func([]resource) error) error {
 	start := 1
 	for {
 		q := url.Values{"startIndex": {strconv.Itoa(start)}, "count": {strconv.Itoa(s.cfg.pageSize)}}
@@ -197,8 +210,8 @@ func (s *Store) search(ctx context.Context, endpoint, filter string, extra url.V
 		if _, err := s.c.do(ctx, request{method: http.MethodGet, path: endpoint + "?" + q.Encode()}, &page); err != nil {
 			return err
 		}
-		for _, r := range page.Resources {
-			if err := fn(r); err != nil {
+		if len(page.Resources) > 0 {
+			if err := fn(page.Resources); err != nil {
 				return err
 			}
 		}
@@ -267,18 +280,21 @@ func (s *Store) FindUserByEmail(ctx context.Context, email string) (store.User, 
 	return *found, nil
 }
 
-// ListUsers returns every user in the service, read page by page. It
-// fails rather than return part of the list.
-func (s *Store) ListUsers(ctx context.Context) ([]store.User, error) {
-	var users []store.User
-	err := s.search(ctx, "/Users", "", nil, func(r resource) error {
-		users = append(users, s.decodeUser(r))
-		return nil
+// ListUsers implements store.Store. Users created or deleted while it pages
+// shift the pages after them, so a listing may miss or repeat a user; the
+// caller treats a missing user as one to look up, never as gone.
+func (s *Store) ListUsers(ctx context.Context, page func([]store.User) error) error {
+	err := s.searchPages(ctx, "/Users", "", nil, func(resources []resource) error {
+		users := make([]store.User, len(resources))
+		for i, r := range resources {
+			users[i] = s.decodeUser(r)
+		}
+		return page(users)
 	})
 	if err != nil {
-		return nil, fmt.Errorf("listing users: %w", err)
+		return fmt.Errorf("listing users: %w", err)
 	}
-	return users, nil
+	return nil
 }
 
 // CreateUser implements store.Store.

@@ -37,6 +37,8 @@ func Run(t *testing.T, newStore Factory) {
 		{"ConcurrentUse", testConcurrentUse},
 		{"SetPasswordActivates", testSetPasswordActivates},
 		{"SetPasswordOfMissingUser", testSetPasswordOfMissingUser},
+		{"ListUsers", testListUsers},
+		{"ListUsersStopsAtPageError", testListUsersStopsAtPageError},
 		{"GroupCreateAndGet", testGroupCreateAndGet},
 		{"GroupNotFound", testGroupNotFound},
 		{"GroupDuplicateNameAndExternalID", testGroupDuplicates},
@@ -334,6 +336,68 @@ func testSetPasswordOfMissingUser(t *testing.T, s store.Store) {
 	}
 	if !errors.Is(err, want) {
 		t.Errorf("SetPassword of a deleted user: err = %v, want %v", err, want)
+	}
+}
+
+// AllUsers collects every page of s.ListUsers.
+func AllUsers(ctx context.Context, s store.Store) ([]store.User, error) {
+	var all []store.User
+	err := s.ListUsers(ctx, func(page []store.User) error {
+		all = append(all, page...)
+		return nil
+	})
+	return all, err
+}
+
+func testListUsers(t *testing.T, s store.Store) {
+	ctx := t.Context()
+	want := map[string]store.User{}
+	for i := range 3 {
+		u, err := s.CreateUser(ctx, store.User{Email: email(t, fmt.Sprintf("listed%d", i)), FirstName: "Listed", LastName: fmt.Sprint(i), Role: "Member"})
+		if err != nil {
+			t.Fatalf("CreateUser: %v", err)
+		}
+		want[u.ID] = u
+	}
+	all, err := AllUsers(ctx, s)
+	if err != nil {
+		t.Fatalf("ListUsers: %v", err)
+	}
+	seen := map[string]int{}
+	for _, u := range all {
+		if u.ID == "" || u.Email == "" {
+			t.Errorf("ListUsers returned a user without an ID or email: %+v", u)
+		}
+		seen[u.ID]++
+		if w, ok := want[u.ID]; ok {
+			if diff := cmp.Diff(w, u, cmpopts.IgnoreFields(store.User{}, "LastLoginAt")); diff != "" {
+				t.Errorf("listed user differs from the created one (-created +listed):\n%s", diff)
+			}
+		}
+	}
+	for id, u := range want {
+		if seen[id] != 1 {
+			t.Errorf("%s listed %d times, want once", u.Email, seen[id])
+		}
+	}
+}
+
+func testListUsersStopsAtPageError(t *testing.T, s store.Store) {
+	ctx := t.Context()
+	if _, err := s.CreateUser(ctx, store.User{Email: email(t, "one"), FirstName: "One", LastName: "Page"}); err != nil {
+		t.Fatalf("CreateUser: %v", err)
+	}
+	stop := errors.New("stop here")
+	calls := 0
+	err := s.ListUsers(ctx, func([]store.User) error {
+		calls++
+		return stop
+	})
+	if !errors.Is(err, stop) {
+		t.Errorf("ListUsers returned %v, want the page's error", err)
+	}
+	if calls != 1 {
+		t.Errorf("page was called %d times after it failed, want once", calls)
 	}
 }
 
