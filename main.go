@@ -106,7 +106,7 @@ func parseFlags(args []string) (*options, error) {
 	fs.StringVar(&o.pprofAddress, "pprof-bind-address", "0", "address of the Go profiling endpoint (/debug/pprof); 0 turns it off")
 	fs.BoolVar(&o.leaderElect, "leader-elect", false, "elect a leader so that only one replica reconciles at a time")
 	fs.StringVar(&o.defaultRole, "default-role", "Member", "role of Users that set none; keep it the least privileged role")
-	fs.DurationVar(&o.resyncPeriod, "resync-period", 10*time.Minute, "how often unchanged objects are compared with the store (jittered by up to 10%)")
+	fs.DurationVar(&o.resyncPeriod, "resync-period", 10*time.Minute, "how often the store is compared with the Users (one paged listing) and each Group with its store group (jittered by up to 10%)")
 	fs.IntVar(&o.userConcurrency, "user-concurrency", 8, "Users reconciled at once")
 	fs.IntVar(&o.groupConcurrency, "group-concurrency", 2, "Groups reconciled at once")
 	fs.Float64Var(&o.storeQPS, "store-qps", 0, "store calls per second, across all controllers; 0 for no limit")
@@ -397,9 +397,13 @@ func run(args []string) error {
 		Recorder:                mgr.GetEventRecorder("roster"),
 		Clock:                   clock.RealClock{},
 		DefaultRole:             o.defaultRole,
-		ResyncPeriod:            o.resyncPeriod,
 		MaxConcurrentReconciles: o.userConcurrency,
 		Invitations:             invitations,
+		// One listing of the store per period instead of a read per User.
+		Drift: &controllers.UserDrift{
+			Client: mgr.GetClient(), Store: st, DefaultRole: o.defaultRole, Period: o.resyncPeriod,
+			Metrics: controllers.NewDriftMetrics(metrics.Registry), Log: ctrl.Log.WithName("drift"),
+		},
 	}).SetupWithManager(mgr); err != nil {
 		return fmt.Errorf("setting up the User controller: %w", err)
 	}

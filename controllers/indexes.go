@@ -46,19 +46,28 @@ func SetupIndexes(ctx context.Context, indexer client.FieldIndexer) error {
 // to case), in any namespace, from the cache. The User controller finds
 // duplicates through it and the UserImport controller the User a row names.
 func UsersWithEmail(ctx context.Context, c client.Reader, email string) ([]v1alpha1.User, error) {
+	var out []v1alpha1.User
+	err := eachUserWithEmail(ctx, c, email, func(u *v1alpha1.User) {
+		out = append(out, *u.DeepCopy())
+	})
+	return out, err
+}
+
+// eachUserWithEmail calls fn with each User holding the email, straight from
+// the cache: fn must not modify or keep the User.
+func eachUserWithEmail(ctx context.Context, c client.Reader, email string, fn func(*v1alpha1.User)) error {
 	var list v1alpha1.UserList
 	// The bucket's Users are only read here, so the cache need not copy them
-	// all; the few that match are copied below.
+	// all.
 	err := c.List(ctx, &list, client.MatchingFields{emailBucketIndex: emailBucket(email)}, client.UnsafeDisableDeepCopy)
 	if err != nil {
-		return nil, fmt.Errorf("listing Users with the same email: %w", err)
+		return fmt.Errorf("listing Users with the same email: %w", err)
 	}
 	want := NormalizeEmail(email)
-	var out []v1alpha1.User
 	for i := range list.Items {
 		if NormalizeEmail(list.Items[i].Spec.Email) == want {
-			out = append(out, *list.Items[i].DeepCopy())
+			fn(&list.Items[i])
 		}
 	}
-	return out, nil
+	return nil
 }

@@ -20,6 +20,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/handler"
 	"sigs.k8s.io/controller-runtime/pkg/log"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
+	crsource "sigs.k8s.io/controller-runtime/pkg/source"
 
 	"roster.dev/roster/api/v1alpha1"
 	"roster.dev/roster/internal/conditions"
@@ -38,8 +39,12 @@ type UserReconciler struct {
 	// DefaultRole applies to Users that set no role.
 	DefaultRole string
 	// ResyncPeriod is how often an unchanged User is compared with the store
-	// again; each User's period is jittered by up to a tenth.
+	// again, one read per User; each User's period is jittered by up to a
+	// tenth. Zero leaves the comparison to Drift.
 	ResyncPeriod time.Duration
+	// Drift, when set, is the store-wide comparison that wakes the Users
+	// whose store user differs; SetupWithManager adds it to the manager.
+	Drift *UserDrift
 	// MaxConcurrentReconciles bounds the workers.
 	MaxConcurrentReconciles int
 	// Invitations configures the invitation and password reset emails; nil
@@ -389,15 +394,21 @@ func (r *UserReconciler) resyncAfter() time.Duration { return jittered(r.ResyncP
 // when one of them is deleted, and the Users a Group change adds or removes.
 // It needs the indexes of SetupIndexes.
 func (r *UserReconciler) SetupWithManager(mgr ctrl.Manager) error {
-	return ctrl.NewControllerManagedBy(mgr).
+	b := ctrl.NewControllerManagedBy(mgr).
 		For(&v1alpha1.User{}, builder.WithPredicates(userChanged())).
 		Watches(&v1alpha1.User{}, handler.EnqueueRequestsFromMapFunc(r.usersSharingEmail), builder.WithPredicates(onDelete())).
 		// A token record changes when a person uses a link on the web pages.
 		Owns(&corev1.Secret{}).
 		Watches(&v1alpha1.Group{}, r.groupEvents()).
 		WithOptions(controller.Options{MaxConcurrentReconciles: max(1, r.MaxConcurrentReconciles)}).
-		Named("user").
-		Complete(r)
+		Named("user")
+	if r.Drift != nil {
+		b = b.WatchesRawSource(crsource.Channel(r.Drift.Events(), &handler.EnqueueRequestForObject{}))
+		if err := mgr.Add(r.Drift); err != nil {
+			return err
+		}
+	}
+	return b.Complete(r)
 }
 
 func (r *UserReconciler) usersSharingEmail(ctx context.Context, obj client.Object) []reconcile.Request {

@@ -27,6 +27,7 @@ import (
 	"roster.dev/roster/internal/invitation"
 	"roster.dev/roster/internal/mail/mailtest"
 	"roster.dev/roster/internal/store/embedded"
+	"roster.dev/roster/internal/testenv"
 )
 
 // Passwords the tests choose, so that the last test can look for them where
@@ -105,14 +106,8 @@ func hasInvitationReason(reason string) func(Gomega, *v1alpha1.User) {
 }
 
 func eventReasons(g Gomega, ns, name string) []string {
-	var events eventsv1.EventList
-	g.Expect(k8s.List(context.Background(), &events, client.InNamespace(ns))).To(Succeed())
-	var reasons []string
-	for _, e := range events.Items {
-		if e.Regarding.Name == name {
-			reasons = append(reasons, e.Reason)
-		}
-	}
+	reasons, err := testenv.EventReasons(context.Background(), k8s, ns, name)
+	g.Expect(err).NotTo(HaveOccurred())
 	return reasons
 }
 

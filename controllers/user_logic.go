@@ -80,6 +80,21 @@ func ChangedFields(u store.UserUpdate) []string {
 	return fields
 }
 
+// StoreDrift names what a pass of the User's reconciler would change, given
+// its store user: the managed fields that differ, and what the status says
+// about the store user (its phase and last login). Nothing means the User is
+// in sync.
+func StoreDrift(user *v1alpha1.User, got *store.User, defaultRole string) []string {
+	fields := ChangedFields(store.UserDiff(DesiredStoreUser(user, defaultRole), *got))
+	if PhaseOf(got) != user.Status.Phase {
+		fields = append(fields, "phase")
+	}
+	if !timePtr(got.LastLoginAt).Equal(user.Status.LastLoginAt) {
+		fields = append(fields, "lastLoginAt")
+	}
+	return fields
+}
+
 func timePtr(t *time.Time) *metav1.Time {
 	if t == nil {
 		return nil

@@ -113,3 +113,56 @@ func TestChangedFields(t *testing.T) {
 		t.Errorf("ChangedFields() mismatch (-want +got):\n%s", diff)
 	}
 }
+
+func TestStoreDrift(t *testing.T) {
+	login := time.Date(2026, 11, 3, 9, 30, 0, 0, time.UTC)
+	user := func(mutate func(*v1alpha1.User)) *v1alpha1.User {
+		u := &v1alpha1.User{
+			Spec:   v1alpha1.UserSpec{Email: "ada@example.com", FirstName: "Ada", LastName: "Lovelace"},
+			Status: v1alpha1.UserStatus{Phase: v1alpha1.UserInvited},
+		}
+		if mutate != nil {
+			mutate(u)
+		}
+		return u
+	}
+	inStore := func(mutate func(*store.User)) *store.User {
+		su := &store.User{ID: "1", Email: "ada@example.com", FirstName: "Ada", LastName: "Lovelace", Role: "Member"}
+		if mutate != nil {
+			mutate(su)
+		}
+		return su
+	}
+	cases := []struct {
+		reason string
+		user   *v1alpha1.User
+		got    *store.User
+		want   []string
+	}{
+		{reason: "in sync", user: user(nil), got: inStore(nil)},
+		{reason: "an unmanaged field differs", user: user(nil), got: inStore(func(s *store.User) { s.Locale = "fr-FR" })},
+		{reason: "attributes the User does not set are not managed", user: user(nil),
+			got: inStore(func(s *store.User) { s.Attributes = map[string]string{"team": "ops"} })},
+		{reason: "a name and the role changed in the store", user: user(nil),
+			got:  inStore(func(s *store.User) { s.FirstName, s.Role = "Mallory", "Admin" }),
+			want: []string{"firstName", "role"}},
+		{reason: "locked in the store while the User is active",
+			user: user(func(u *v1alpha1.User) { u.Status.Phase = v1alpha1.UserActive }),
+			got:  inStore(func(s *store.User) { s.Disabled, s.Activated = true, true }),
+			want: []string{"deactivated", "phase"}},
+		{reason: "activated in the store: the status must say Active", user: user(nil),
+			got: inStore(func(s *store.User) { s.Activated = true }), want: []string{"phase"}},
+		{reason: "a login the status has not seen", user: user(nil),
+			got: inStore(func(s *store.User) { s.LastLoginAt = &login }), want: []string{"lastLoginAt"}},
+		{reason: "the login the status records",
+			user: user(func(u *v1alpha1.User) { u.Status.LastLoginAt = &metav1.Time{Time: login} }),
+			got:  inStore(func(s *store.User) { s.LastLoginAt = &login })},
+	}
+	for _, tc := range cases {
+		t.Run(tc.reason, func(t *testing.T) {
+			if diff := cmp.Diff(tc.want, StoreDrift(tc.user, tc.got, "Member")); diff != "" {
+				t.Errorf("StoreDrift() mismatch (-want +got):\n%s", diff)
+			}
+		})
+	}
+}

@@ -11,6 +11,7 @@ import (
 
 	ldapv3 "github.com/go-ldap/ldap/v3"
 	. "github.com/onsi/gomega"
+	"github.com/prometheus/client_golang/prometheus"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -38,6 +39,10 @@ var (
 	k8s   client.Client
 	slapd *ldaptest.Server
 	st    *ldap.Store
+	// cached reads through the manager's cache, with its indexes.
+	cached       client.Client
+	storeMetrics = store.NewMetrics(prometheus.NewRegistry())
+	driftMetrics = controllers.NewDriftMetrics(prometheus.NewRegistry())
 )
 
 func TestMain(m *testing.M) { os.Exit(run(m)) }
@@ -90,12 +95,20 @@ func run(m *testing.M) int {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}
+	// As the manager runs them: Users are compared with the directory by
+	// the store-wide drift pass (every second here), not one by one.
+	cached = mgr.GetClient()
+	counted := store.Instrument(st, storeMetrics, nil)
 	ur := &controllers.UserReconciler{
-		Client: mgr.GetClient(), Store: st, Recorder: mgr.GetEventRecorder("roster"), Clock: clock.RealClock{},
-		DefaultRole: "Member", ResyncPeriod: time.Second, MaxConcurrentReconciles: 2,
+		Client: mgr.GetClient(), Store: counted, Recorder: mgr.GetEventRecorder("roster"), Clock: clock.RealClock{},
+		DefaultRole: "Member", MaxConcurrentReconciles: 2,
+		Drift: &controllers.UserDrift{
+			Client: mgr.GetClient(), Store: counted, DefaultRole: "Member", Period: time.Second,
+			Metrics: driftMetrics, Log: ctrl.Log.WithName("drift"),
+		},
 	}
 	gr := &controllers.GroupReconciler{
-		Client: mgr.GetClient(), Store: st, Recorder: mgr.GetEventRecorder("roster"),
+		Client: mgr.GetClient(), Store: counted, Recorder: mgr.GetEventRecorder("roster"),
 		ResyncPeriod: time.Second, MaxConcurrentReconciles: 2,
 	}
 	for _, setup := range []func(ctrl.Manager) error{ur.SetupWithManager, gr.SetupWithManager} {

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	. "github.com/onsi/gomega"
+	"github.com/prometheus/client_golang/prometheus"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/utils/clock"
@@ -29,16 +30,24 @@ const (
 	tick    = 50 * time.Millisecond
 )
 
-// TestUserReconcilerWithSCIM provisions a User into the SCIMMY peer, makes
-// it a member of a Group there, deactivates it (active: false there) and
-// deletes it.
-func TestUserReconcilerWithSCIM(t *testing.T) {
+// scimSuite is a control plane and a manager running the User and Group
+// reconcilers, with the store-wide drift pass, against the SCIMMY peer.
+type scimSuite struct {
+	k8s     client.Client
+	peer    *scimtest.Server
+	st      *scim.Store
+	metrics *store.Metrics
+}
+
+// TestSCIMStore runs the reconcilers against the SCIMMY peer.
+func TestSCIMStore(t *testing.T) {
 	g := NewWithT(t)
 	ctrl.SetLogger(zap.New(zap.WriteTo(os.Stderr), zap.UseDevMode(true)))
-	peer := scimtest.Start(t, scimtest.Options{})
-	st, err := scim.New(t.Context(), scim.Config{URL: peer.URL, TokenFile: scimtest.TokenFile(t)}, scim.Options{})
+	s := &scimSuite{peer: scimtest.Start(t, scimtest.Options{ThrottleOnSignal: 12}), metrics: store.NewMetrics(prometheus.NewRegistry())}
+	var err error
+	s.st, err = scim.New(t.Context(), scim.Config{URL: s.peer.URL, TokenFile: scimtest.TokenFile(t)}, scim.Options{})
 	g.Expect(err).NotTo(HaveOccurred())
-	t.Cleanup(func() { _ = st.Close() })
+	t.Cleanup(func() { _ = s.st.Close() })
 
 	env, cfg, err := testenv.Start()
 	if err != nil {
@@ -46,19 +55,24 @@ func TestUserReconcilerWithSCIM(t *testing.T) {
 	}
 	t.Cleanup(func() { _ = env.Stop() })
 	scheme := testenv.Scheme()
-	k8s, err := client.New(cfg, client.Options{Scheme: scheme})
+	s.k8s, err = client.New(cfg, client.Options{Scheme: scheme})
 	g.Expect(err).NotTo(HaveOccurred())
 
 	mgr, err := ctrl.NewManager(cfg, ctrl.Options{Scheme: scheme, Metrics: metricsserver.Options{BindAddress: "0"}})
 	g.Expect(err).NotTo(HaveOccurred())
 	g.Expect(controllers.SetupIndexes(t.Context(), mgr.GetFieldIndexer())).To(Succeed())
+	counted := store.Instrument(s.st, s.metrics, nil)
 	ur := &controllers.UserReconciler{
-		Client: mgr.GetClient(), Store: st, Recorder: mgr.GetEventRecorder("roster"), Clock: clock.RealClock{},
-		DefaultRole: "Member", ResyncPeriod: time.Second, MaxConcurrentReconciles: 2,
+		Client: mgr.GetClient(), Store: counted, Recorder: mgr.GetEventRecorder("roster"), Clock: clock.RealClock{},
+		DefaultRole: "Member", MaxConcurrentReconciles: 2,
+		Drift: &controllers.UserDrift{
+			Client: mgr.GetClient(), Store: counted, DefaultRole: "Member", Period: time.Second,
+			Metrics: controllers.NewDriftMetrics(prometheus.NewRegistry()), Log: ctrl.Log.WithName("drift"),
+		},
 	}
 	g.Expect(ur.SetupWithManager(mgr)).To(Succeed())
 	gr := &controllers.GroupReconciler{
-		Client: mgr.GetClient(), Store: st, Recorder: mgr.GetEventRecorder("roster"),
+		Client: mgr.GetClient(), Store: counted, Recorder: mgr.GetEventRecorder("roster"),
 		ResyncPeriod: time.Second, MaxConcurrentReconciles: 1, MaxStatusMembers: 100,
 	}
 	g.Expect(gr.SetupWithManager(mgr)).To(Succeed())
@@ -72,8 +86,26 @@ func TestUserReconcilerWithSCIM(t *testing.T) {
 		}
 	})
 
+	t.Run("Lifecycle", s.testLifecycle)
+	t.Run("OutageAndThrottlingMidSync", s.testOutageAndThrottlingMidSync)
+	t.Run("DriftIsCorrected", s.testDriftIsCorrected)
+}
+
+func (s *scimSuite) namespace(t *testing.T) string {
+	t.Helper()
 	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{GenerateName: "scim-"}}
-	g.Expect(k8s.Create(t.Context(), ns)).To(Succeed())
+	if err := s.k8s.Create(t.Context(), ns); err != nil {
+		t.Fatalf("creating namespace: %v", err)
+	}
+	return ns.Name
+}
+
+// testLifecycle provisions a User into the peer, makes it a member of a
+// Group there, deactivates it (active: false there) and deletes it.
+func (s *scimSuite) testLifecycle(t *testing.T) {
+	g := NewWithT(t)
+	k8s, st := s.k8s, s.st
+	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: s.namespace(t)}}
 	user := &v1alpha1.User{
 		ObjectMeta: metav1.ObjectMeta{Namespace: ns.Name, Name: "ada"},
 		Spec: v1alpha1.UserSpec{Email: "ada@" + ns.Name + ".example.com", FirstName: "Ada", LastName: "Lovelace",

@@ -14,10 +14,19 @@
 //   SCIM_ETAG             "true" to advertise ETags and check If-Match
 //   SCIM_THROTTLE         answer this many requests with 429 before serving
 //   SCIM_RETRY_AFTER      the Retry-After value sent with those (default "1")
+//   SCIM_THROTTLE_ON_HUP  answer this many requests with 429 after each SIGHUP
+//   SCIM_RATE_LIMIT       requests per second a client may send, as a token
+//                         bucket; beyond it the answer is 429 with the
+//                         Retry-After that the next token needs (0: none)
+//   SCIM_RATE_BURST       the bucket's size (default: one second's worth)
+//
+// GET /_stats (no token) answers what the peer served: authenticated
+// requests, the 429s among them, and writes, for benchmarks.
 //
 // Signals, for fault tests: SIGUSR1 stops listening (and drops open
 // connections) while keeping the data; SIGUSR2 listens again on the same
-// port. Each state change prints one line on stdout.
+// port; SIGHUP starts a burst of 429 answers. Each state change prints one
+// line on stdout.
 "use strict";
 
 const crypto = require("node:crypto");
@@ -34,6 +43,9 @@ const patch = process.env.SCIM_PATCH !== "false";
 const etag = process.env.SCIM_ETAG === "true";
 let throttle = Number.parseInt(process.env.SCIM_THROTTLE || "0", 10);
 const retryAfter = process.env.SCIM_RETRY_AFTER || "1";
+const throttleOnHup = Number.parseInt(process.env.SCIM_THROTTLE_ON_HUP || "0", 10);
+const rateLimit = Number.parseFloat(process.env.SCIM_RATE_LIMIT || "0");
+const rateBurst = Number.parseFloat(process.env.SCIM_RATE_BURST || "0") || Math.max(1, rateLimit);
 
 // Roster's extensions: what the core schemas have no place for.
 const {Attribute, SchemaDefinition} = SCIMMY.Types;
@@ -181,16 +193,41 @@ SCIMMY.Resources.declare(SCIMMY.Resources.Group.extend(RosterGroup, false))
 const app = express();
 // Express's own ETags hash the body; SCIM's are meta.version.
 app.set("etag", false);
+const stats = {requests: 0, throttled: 0, writes: 0};
+app.get("/_stats", (req, res) => res.json(stats));
+// The rate limit's token bucket.
+let tokens = rateBurst;
+let filled = process.hrtime.bigint();
+function takeToken() {
+    const now = process.hrtime.bigint();
+    tokens = Math.min(rateBurst, tokens + Number(now - filled) / 1e9 * rateLimit);
+    filled = now;
+    if (tokens >= 1) {
+        tokens--;
+        return 0;
+    }
+    return Math.max(1, Math.ceil((1 - tokens) / rateLimit));
+}
+const tooMany = (res, after) => res.status(429).set("Retry-After", String(after)).type("application/scim+json").send(JSON.stringify({
+    schemas: ["urn:ietf:params:scim:api:messages:2.0:Error"], status: "429", detail: "Too many requests",
+}));
 // Only clients that present a token are throttled, as services limit per
 // client: the tests' readiness probe, which sends none, is not counted.
 app.use((req, res, next) => {
-    if (throttle > 0 && req.header("Authorization")) {
+    if (!req.header("Authorization")) return next();
+    stats.requests++;
+    if (throttle > 0) {
         throttle--;
-        res.status(429).set("Retry-After", retryAfter).type("application/scim+json").send(JSON.stringify({
-            schemas: ["urn:ietf:params:scim:api:messages:2.0:Error"], status: "429", detail: "Too many requests",
-        }));
-        return;
+        stats.throttled++;
+        if (throttle === 0) console.log("SCIM server throttle spent");
+        return tooMany(res, retryAfter);
     }
+    const wait = rateLimit > 0 ? takeToken() : 0;
+    if (wait > 0) {
+        stats.throttled++;
+        return tooMany(res, wait);
+    }
+    if (req.method !== "GET") stats.writes++;
     next();
 });
 // SCIMMY reads a resource, patches it and writes it back in separate steps;
@@ -258,6 +295,10 @@ process.on("SIGUSR1", () => {
 process.on("SIGUSR2", () => {
     clearInterval(idle);
     listen();
+});
+process.on("SIGHUP", () => {
+    throttle = throttleOnHup;
+    console.log(`SCIM server throttling ${throttle} requests`);
 });
 process.on("SIGTERM", () => process.exit(0));
 listen();

@@ -4,16 +4,19 @@
 package testenv
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
 	"runtime"
 
+	eventsv1 "k8s.io/api/events/v1"
 	kruntime "k8s.io/apimachinery/pkg/runtime"
 	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/rest"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
 
 	"roster.dev/roster/api/v1alpha1"
@@ -87,4 +90,28 @@ func Scheme() *kruntime.Scheme {
 	utilruntime.Must(clientgoscheme.AddToScheme(s))
 	utilruntime.Must(v1alpha1.AddToScheme(s))
 	return s
+}
+
+// EventReasons lists the reasons of the events about the named object in
+// the namespace, a reason once for each time a repeated event was counted.
+func EventReasons(ctx context.Context, c client.Reader, namespace, name string) ([]string, error) {
+	var list eventsv1.EventList
+	if err := c.List(ctx, &list, client.InNamespace(namespace)); err != nil {
+		return nil, fmt.Errorf("listing events: %w", err)
+	}
+	var reasons []string
+	for _, e := range list.Items {
+		if e.Regarding.Name != name {
+			continue
+		}
+		// A repeated event is one object counting its series.
+		n := 1
+		if e.Series != nil {
+			n = max(1, int(e.Series.Count))
+		}
+		for range n {
+			reasons = append(reasons, e.Reason)
+		}
+	}
+	return reasons, nil
 }

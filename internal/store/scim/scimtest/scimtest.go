@@ -7,7 +7,10 @@ package scimtest
 import (
 	"bufio"
 	"context"
+	"encoding/json"
+	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"os"
 	"os/exec"
@@ -35,6 +38,12 @@ type Options struct {
 	// RetryAfter (default "1") as the Retry-After header.
 	Throttle   int
 	RetryAfter string
+	// ThrottleOnSignal is how many requests Throttle answers with 429.
+	ThrottleOnSignal int
+	// RateLimit, when set, is the requests per second the peer serves, with
+	// a bucket of RateBurst; beyond it the answer is 429 with Retry-After.
+	RateLimit float64
+	RateBurst int
 }
 
 // Server is a running peer.
@@ -50,19 +59,37 @@ var listening = regexp.MustCompile(`listening on port (\d+)`)
 // Start runs the peer on a free loopback port until the test ends.
 func Start(t testing.TB, opts Options) *Server {
 	t.Helper()
-	node, err := exec.LookPath("node")
-	if err != nil {
+	if _, err := exec.LookPath("node"); err != nil {
 		if os.Getenv("CI") == "true" {
 			t.Fatal("node is not installed; the SCIM store tests need Node.js")
 		}
 		t.Skip("node is not installed; skipping the SCIM store tests")
 	}
-	dir := serverDir(t)
+	s, err := Launch(opts, &logWriter{t: t})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(s.Close)
+	return s
+}
+
+// Launch runs the peer on a free loopback port, for programs that are not
+// tests (the benchmark); the caller closes it. The peer's stderr goes to
+// logs.
+func Launch(opts Options, logs io.Writer) (*Server, error) {
+	node, err := exec.LookPath("node")
+	if err != nil {
+		return nil, errors.New("node is not installed; the SCIM peer needs Node.js")
+	}
+	dir, err := serverDir()
+	if err != nil {
+		return nil, err
+	}
 	if _, err := os.Stat(filepath.Join(dir, "node_modules")); err != nil {
 		npm := exec.Command("npm", "ci", "--no-audit", "--no-fund")
 		npm.Dir = dir
 		if out, err := npm.CombinedOutput(); err != nil {
-			t.Fatalf("npm ci in %s: %v\n%s", dir, err, out)
+			return nil, fmt.Errorf("npm ci in %s: %w\n%s", dir, err, out)
 		}
 	}
 	cmd := exec.Command(node, "server.js", "0")
@@ -77,16 +104,22 @@ func Start(t testing.TB, opts Options) *Server {
 	if opts.ETag {
 		cmd.Env = append(cmd.Env, "SCIM_ETAG=true")
 	}
+	if opts.ThrottleOnSignal > 0 {
+		cmd.Env = append(cmd.Env, fmt.Sprintf("SCIM_THROTTLE_ON_HUP=%d", opts.ThrottleOnSignal))
+	}
 	if opts.RetryAfter != "" {
 		cmd.Env = append(cmd.Env, "SCIM_RETRY_AFTER="+opts.RetryAfter)
 	}
-	cmd.Stderr = &logWriter{t: t}
+	if opts.RateLimit > 0 {
+		cmd.Env = append(cmd.Env, fmt.Sprintf("SCIM_RATE_LIMIT=%g", opts.RateLimit), fmt.Sprintf("SCIM_RATE_BURST=%d", max(1, opts.RateBurst)))
+	}
+	cmd.Stderr = logs
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
-		t.Fatalf("scim peer stdout: %v", err)
+		return nil, fmt.Errorf("scim peer stdout: %w", err)
 	}
 	if err := cmd.Start(); err != nil {
-		t.Fatalf("starting the scim peer: %v", err)
+		return nil, fmt.Errorf("starting the scim peer: %w", err)
 	}
 	s := &Server{cmd: cmd, lines: make(chan string, 16)}
 	go func() {
@@ -96,14 +129,48 @@ func Start(t testing.TB, opts Options) *Server {
 		}
 		close(s.lines)
 	}()
-	t.Cleanup(func() {
-		_ = cmd.Process.Signal(syscall.SIGTERM)
-		_ = cmd.Wait()
-	})
-	line := s.await(t, listening)
-	s.URL = "http://127.0.0.1:" + listening.FindStringSubmatch(line)[1]
-	s.ready(t)
-	return s
+	line, err := s.await(listening)
+	if err == nil {
+		s.URL = "http://127.0.0.1:" + listening.FindStringSubmatch(line)[1]
+		err = s.ready()
+	}
+	if err != nil {
+		s.Close()
+		return nil, err
+	}
+	return s, nil
+}
+
+// Close stops the peer.
+func (s *Server) Close() {
+	_ = s.cmd.Process.Signal(syscall.SIGTERM)
+	_ = s.cmd.Wait()
+}
+
+// Stats is what the peer served: requests that carried a token, the 429
+// answers among them, and the writes (every method but GET) it let through.
+type Stats struct {
+	Requests  int `json:"requests"`
+	Throttled int `json:"throttled"`
+	Writes    int `json:"writes"`
+}
+
+// Stats reads the peer's counts.
+func (s *Server) Stats(ctx context.Context) (Stats, error) {
+	var st Stats
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, s.URL+"/_stats", nil)
+	if err != nil {
+		return st, err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return st, fmt.Errorf("reading the scim peer's stats: %w", err)
+	}
+	defer resp.Body.Close()
+	if err := json.NewDecoder(resp.Body).Decode(&st); err != nil {
+		return st, fmt.Errorf("reading the scim peer's stats: %w", err)
+	}
+	return st, nil
 }
 
 // Stop makes the peer stop listening and drop its connections, keeping its
@@ -113,7 +180,7 @@ func (s *Server) Stop(t testing.TB) {
 	if err := s.cmd.Process.Signal(syscall.SIGUSR1); err != nil {
 		t.Fatalf("stopping the scim peer: %v", err)
 	}
-	s.await(t, regexp.MustCompile(`stopped`))
+	must(t, regexp.MustCompile(`stopped`), s)
 }
 
 // Resume makes a stopped peer listen again on the same port.
@@ -122,26 +189,50 @@ func (s *Server) Resume(t testing.TB) {
 	if err := s.cmd.Process.Signal(syscall.SIGUSR2); err != nil {
 		t.Fatalf("resuming the scim peer: %v", err)
 	}
-	s.await(t, listening)
-	s.ready(t)
+	must(t, listening, s)
+	if err := s.ready(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// Throttle makes the peer answer the next Options.ThrottleOnSignal requests
+// with 429 and Retry-After, as a service does when a client goes too fast.
+func (s *Server) Throttle(t testing.TB) {
+	t.Helper()
+	if err := s.cmd.Process.Signal(syscall.SIGHUP); err != nil {
+		t.Fatalf("throttling the scim peer: %v", err)
+	}
+	must(t, regexp.MustCompile(`throttling`), s)
+}
+
+// AwaitThrottleSpent waits until the peer has sent every 429 of the burst.
+func (s *Server) AwaitThrottleSpent(t testing.TB) {
+	t.Helper()
+	must(t, regexp.MustCompile(`throttle spent`), s)
+}
+
+func must(t testing.TB, re *regexp.Regexp, s *Server) {
+	t.Helper()
+	if _, err := s.await(re); err != nil {
+		t.Fatal(err)
+	}
 }
 
 // await waits for the peer to print a line that matches.
-func (s *Server) await(t testing.TB, re *regexp.Regexp) string {
-	t.Helper()
+func (s *Server) await(re *regexp.Regexp) (string, error) {
 	deadline := time.NewTimer(60 * time.Second)
 	defer deadline.Stop()
 	for {
 		select {
 		case line, ok := <-s.lines:
 			if !ok {
-				t.Fatalf("the scim peer exited before printing %q", re)
+				return "", fmt.Errorf("the scim peer exited before printing %q", re)
 			}
 			if re.MatchString(line) {
-				return line
+				return line, nil
 			}
 		case <-deadline.C:
-			t.Fatalf("the scim peer did not print %q within a minute", re)
+			return "", fmt.Errorf("the scim peer did not print %q within a minute", re)
 		}
 	}
 }
@@ -149,19 +240,19 @@ func (s *Server) await(t testing.TB, re *regexp.Regexp) string {
 // ready checks that the peer answers. It printed its port once listening,
 // so one request suffices. The probe carries no token (the peer answers
 // 401), so that it does not count against the peer's throttle.
-func (s *Server) ready(t testing.TB) {
-	t.Helper()
+func (s *Server) ready() error {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, s.URL+"/ServiceProviderConfig", nil)
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
-		t.Fatalf("the scim peer does not answer: %v", err)
+		return fmt.Errorf("the scim peer does not answer: %w", err)
 	}
 	_ = resp.Body.Close()
 	if resp.StatusCode != http.StatusUnauthorized {
-		t.Fatalf("the scim peer answered a request without a token with %s, want 401", resp.Status)
+		return fmt.Errorf("the scim peer answered a request without a token with %s, want 401", resp.Status)
 	}
+	return nil
 }
 
 // TokenFile writes the token to a file for a store config.
@@ -175,19 +266,18 @@ func TokenFile(t testing.TB) string {
 }
 
 // serverDir finds hack/scim-server from the module root.
-func serverDir(t testing.TB) string {
-	t.Helper()
+func serverDir() (string, error) {
 	dir, err := os.Getwd()
 	if err != nil {
-		t.Fatal(err)
+		return "", err
 	}
 	for {
 		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			return filepath.Join(dir, "hack", "scim-server")
+			return filepath.Join(dir, "hack", "scim-server"), nil
 		}
 		parent := filepath.Dir(dir)
 		if parent == dir {
-			t.Fatal("no go.mod above the working directory")
+			return "", errors.New("no go.mod above the working directory")
 		}
 		dir = parent
 	}

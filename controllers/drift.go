@@ -1,0 +1,225 @@
+package controllers
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/go-logr/logr"
+	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/event"
+
+	"roster.dev/roster/api/v1alpha1"
+	"roster.dev/roster/internal/store"
+)
+
+// UserDrift is the store-wide resync of Users. Every period (jittered) it
+// reads the store's users page by page, compares each with the User that
+// holds it, and wakes the User reconciler for the Users whose store user
+// differs from what they ask for or report; the reconciler then writes only
+// what differs, with an event for each correction. A pass that finds nothing
+// wakes nothing, so it writes nothing, to the store or to the API server, and
+// costs one listing instead of a read per User.
+//
+// After a complete listing the Users whose store user was not listed are
+// woken too, so that their reconciler looks them up (and recreates them
+// when they are gone). A listing that fails part way wakes only the
+// differences it saw: a user it did not reach is never taken for gone.
+type UserDrift struct {
+	// Client reads Users from the manager's cache.
+	Client      client.Reader
+	Store       store.Store
+	DefaultRole string
+	// Period is the time between passes; each is jittered by up to a tenth.
+	Period  time.Duration
+	Metrics *DriftMetrics
+	Log     logr.Logger
+
+	wake chan event.GenericEvent
+}
+
+// DriftReport is what one pass found.
+type DriftReport struct {
+	// Read counts the store users listed.
+	Read int
+	// Differ counts the Users woken because their store user differs.
+	Differ int
+	// Missing counts the Users woken because their store user was not
+	// listed; only a complete pass counts them.
+	Missing int
+	// Unmanaged counts the store users no User holds, left alone.
+	Unmanaged int
+	// Complete is false when the listing failed part way.
+	Complete bool
+}
+
+// Events is the channel a pass sends the Users to wake to; the User
+// controller watches it.
+func (d *UserDrift) Events() chan event.GenericEvent {
+	if d.wake == nil {
+		d.wake = make(chan event.GenericEvent)
+	}
+	return d.wake
+}
+
+// NeedLeaderElection makes only the leader compare the store.
+func (d *UserDrift) NeedLeaderElection() bool { return true }
+
+// Start runs a pass every period until ctx ends. The first pass waits one
+// period: every User was compared with the store when the manager started.
+func (d *UserDrift) Start(ctx context.Context) error {
+	for {
+		timer := time.NewTimer(jittered(d.Period))
+		select {
+		case <-ctx.Done():
+			timer.Stop()
+			return nil
+		case <-timer.C:
+		}
+		start := time.Now()
+		rep, err := d.Pass(ctx)
+		d.Metrics.observe(d.Store.Kind(), rep, time.Since(start))
+		log := d.Log.WithValues("store", d.Store.Kind(), "read", rep.Read, "differ", rep.Differ,
+			"missing", rep.Missing, "unmanaged", rep.Unmanaged, "took", time.Since(start).Round(time.Millisecond))
+		switch {
+		case err != nil && ctx.Err() == nil:
+			log.Error(err, "Comparing the store with the Users stopped part way; the users not read are compared at the next pass")
+		case err == nil && rep.Differ+rep.Missing > 0:
+			log.Info("Compared the store with the Users and woke those that differ")
+		case err == nil:
+			log.V(1).Info("Compared the store with the Users: no differences")
+		}
+	}
+}
+
+// Pass compares the store with the Users once.
+func (d *UserDrift) Pass(ctx context.Context) (DriftReport, error) {
+	var rep DriftReport
+	listed := map[string]struct{}{} // UIDs of the Users whose store user was listed
+	err := d.Store.ListUsers(ctx, func(page []store.User) error {
+		for i := range page {
+			rep.Read++
+			user, err := d.holder(ctx, &page[i])
+			if err != nil {
+				return err
+			}
+			if user == nil {
+				rep.Unmanaged++
+				continue
+			}
+			listed[string(user.UID)] = struct{}{}
+			if fields := StoreDrift(user, &page[i], d.DefaultRole); len(fields) > 0 {
+				rep.Differ++
+				d.Log.V(1).Info("Store user differs", "user", client.ObjectKeyFromObject(user), "fields", fields)
+				if err := d.send(ctx, user); err != nil {
+					return err
+				}
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return rep, fmt.Errorf("reading the %s store's users: %w", d.Store.Kind(), err)
+	}
+	rep.Complete = true
+
+	var users v1alpha1.UserList
+	if err := d.Client.List(ctx, &users, client.UnsafeDisableDeepCopy); err != nil {
+		return rep, fmt.Errorf("listing Users: %w", err)
+	}
+	for i := range users.Items {
+		user := &users.Items[i]
+		if _, ok := listed[string(user.UID)]; ok || user.Status.StoreID == "" || !user.DeletionTimestamp.IsZero() {
+			continue
+		}
+		rep.Missing++
+		if err := d.send(ctx, user); err != nil {
+			return rep, err
+		}
+	}
+	return rep, nil
+}
+
+// holder is the User that holds the store user: the one with its email whose
+// status records a store ID, preferring the one recording exactly this ID
+// (directories may spell a DN differently from how it was created). It
+// returns nil for a store user no User holds.
+func (d *UserDrift) holder(ctx context.Context, got *store.User) (*v1alpha1.User, error) {
+	var found *v1alpha1.User
+	err := eachUserWithEmail(ctx, d.Client, got.Email, func(u *v1alpha1.User) {
+		if u.Status.StoreID == "" || !u.DeletionTimestamp.IsZero() {
+			return
+		}
+		if found == nil || (u.Status.StoreID == got.ID && found.Status.StoreID != got.ID) {
+			found = u
+		}
+	})
+	return found, err
+}
+
+// send wakes the User's reconciler, waiting while its queue catches up.
+func (d *UserDrift) send(ctx context.Context, user *v1alpha1.User) error {
+	ref := &v1alpha1.User{ObjectMeta: metav1.ObjectMeta{Namespace: user.Namespace, Name: user.Name}}
+	select {
+	case d.Events() <- event.GenericEvent{Object: ref}:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// DriftMetrics counts the passes of UserDrift and what they found.
+type DriftMetrics struct {
+	passes   *prometheus.CounterVec
+	found    *prometheus.CounterVec
+	duration *prometheus.HistogramVec
+}
+
+// NewDriftMetrics registers the drift metrics with reg.
+func NewDriftMetrics(reg prometheus.Registerer) *DriftMetrics {
+	m := &DriftMetrics{
+		passes: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "roster_drift_passes_total",
+			Help: "Store-wide comparisons of the store's users with the Users, by whether the store listing completed.",
+		}, []string{"store", "result"}),
+		found: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "roster_drift_users_total",
+			Help: "Users found by the store-wide comparison: differ and missing were woken for correction, unmanaged were left alone.",
+		}, []string{"store", "finding"}),
+		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "roster_drift_pass_duration_seconds",
+			Help:    "How long a store-wide comparison took.",
+			Buckets: prometheus.ExponentialBuckets(0.1, 4, 8),
+		}, []string{"store"}),
+	}
+	reg.MustRegister(m.passes, m.found, m.duration)
+	return m
+}
+
+func (m *DriftMetrics) observe(kind string, rep DriftReport, took time.Duration) {
+	if m == nil {
+		return
+	}
+	result := "complete"
+	if !rep.Complete {
+		result = "partial"
+	}
+	m.passes.WithLabelValues(kind, result).Inc()
+	m.found.WithLabelValues(kind, "differ").Add(float64(rep.Differ))
+	m.found.WithLabelValues(kind, "missing").Add(float64(rep.Missing))
+	m.found.WithLabelValues(kind, "unmanaged").Add(float64(rep.Unmanaged))
+	m.duration.WithLabelValues(kind).Observe(took.Seconds())
+}
+
+// Passes returns how many passes over the store of that kind ended with the
+// result ("complete" or "partial"), for tests.
+func (m *DriftMetrics) Passes(kind, result string) float64 {
+	var out dto.Metric
+	if err := m.passes.WithLabelValues(kind, result).Write(&out); err != nil {
+		return 0
+	}
+	return out.GetCounter().GetValue()
+}
