@@ -1,7 +1,10 @@
 // Command bench measures how fast Roster turns an N-row import into N
-// Invited Users, against the floor set by a lean client doing the same API
-// work by hand (create each User, write its status once), and the manager's
-// peak memory. make bench runs it.
+// Invited Users, against the floor set by a lean client doing the same work
+// by hand (create each User, write it to the store when the store is a
+// server, write its status once), and the manager's peak memory. With
+// -store ldap the Users go into a throwaway slapd; with -store scim into the
+// SCIM peer at a rate limit, and the figure is how much of the rate Roster
+// uses. make bench runs all three.
 package main
 
 import (
@@ -46,6 +49,11 @@ type options struct {
 	// goMemLimit, when set, is the manager's GOMEMLIMIT, as the Deployment
 	// sets it from the container's memory limit.
 	goMemLimit string
+	// store is the backend measured: embedded, ldap or scim.
+	store string
+	// scimRate is the SCIM store's rate limit in requests per second, set in
+	// Roster's store config and enforced by the peer.
+	scimRate float64
 }
 
 func main() {
@@ -57,6 +65,8 @@ func main() {
 	flag.StringVar(&o.heapProfile, "heap-profile", "", "save the manager's heap profile to this file at the end")
 	flag.BoolVar(&o.skipFloor, "skip-floor", false, "measure only the import (for the memory figure at large N)")
 	flag.StringVar(&o.goMemLimit, "gomemlimit", "", "run the manager with this GOMEMLIMIT (for example 230MiB)")
+	flag.StringVar(&o.store, "store", "embedded", "the store to measure: embedded, ldap (a throwaway slapd) or scim (the SCIM peer at -scim-rate)")
+	flag.Float64Var(&o.scimRate, "scim-rate", 25, "with -store scim, the rate limit in requests per second")
 	flag.Parse()
 	if err := run(o); err != nil {
 		fmt.Fprintf(os.Stderr, "bench: %v\n", err)
@@ -67,6 +77,17 @@ func main() {
 func run(o options) error {
 	ctx, cancel := context.WithTimeout(context.Background(), o.timeout)
 	defer cancel()
+	dir, err := os.MkdirTemp("", "roster-bench-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(dir)
+	backend, err := openBackend(o, dir)
+	if err != nil {
+		return err
+	}
+	defer backend.close()
+
 	env, cfg, err := testenv.Start()
 	if err != nil {
 		return err
@@ -81,29 +102,34 @@ func run(o options) error {
 		return err
 	}
 
-	fmt.Printf("Roster bench: N=%d users, lean client with %d workers, kube-apiserver %s\n", o.users, o.workers, testenv.KubeVersion)
+	fmt.Printf("Roster bench: N=%d users, %s store, lean client with %d workers, kube-apiserver %s\n", o.users, backend.describe, o.workers, testenv.KubeVersion)
 	if o.goMemLimit != "" {
 		fmt.Printf("  manager runs with GOMEMLIMIT=%s\n", o.goMemLimit)
 	}
 	var floor time.Duration
-	if !o.skipFloor {
-		if floor, err = leanFloor(ctx, c, o); err != nil {
+	if !o.skipFloor && backend.floorWrite != nil {
+		if err := backend.floorStoreOnly(ctx, o); err != nil {
+			return fmt.Errorf("lean store client: %w", err)
+		}
+	}
+	if !o.skipFloor && !backend.noFloor {
+		if floor, err = leanFloor(ctx, c, o, backend); err != nil {
 			return fmt.Errorf("lean floor: %w", err)
 		}
-		fmt.Printf("  floor   (lean client: create + status write per User) %8.1fs  %6.0f users/s\n", floor.Seconds(), float64(o.users)/floor.Seconds())
+		fmt.Printf("  %-8s%-61s%8.1fs  %6.0f users/s\n", "floor", "(lean client: "+backend.floorWork+")", floor.Seconds(), float64(o.users)/floor.Seconds())
 	}
 
-	dir, err := os.MkdirTemp("", "roster-bench-")
-	if err != nil {
-		return err
-	}
-	defer os.RemoveAll(dir)
-	mgr, err := startManager(ctx, o.manager, dir, env.KubeConfig, o.goMemLimit)
+	mgr, err := startManager(ctx, o.manager, dir, env.KubeConfig, o.goMemLimit, backend.managerArgs)
 	if err != nil {
 		return err
 	}
 	defer mgr.stop()
 
+	if backend.beforeImport != nil {
+		if err := backend.beforeImport(ctx); err != nil {
+			return err
+		}
+	}
 	took, err := importAll(ctx, c, o)
 	if err != nil {
 		return fmt.Errorf("import: %w\n%s", err, mgr.logTail())
@@ -115,11 +141,16 @@ func run(o options) error {
 		}
 		fmt.Printf("  heap profile saved to %s (go tool pprof -top %s)\n", o.heapProfile, o.heapProfile)
 	}
-	fmt.Printf("  roster  (UserImport of an N-row CSV until all Invited)    %8.1fs  %6.0f users/s\n", took.Seconds(), float64(o.users)/took.Seconds())
+	fmt.Printf("  %-8s%-61s%8.1fs  %6.0f users/s\n", "roster", "(UserImport of an N-row CSV until all Invited)", took.Seconds(), float64(o.users)/took.Seconds())
 	if floor > 0 {
-		fmt.Printf("  ratio   roster / floor                                   %8.2f\n", took.Seconds()/floor.Seconds())
+		fmt.Printf("  %-8s%-61s%8.2f\n", "ratio", "roster / floor", took.Seconds()/floor.Seconds())
 	}
-	fmt.Printf("  manager peak RSS                                         %8.1f MiB\n", float64(rss)/(1<<20))
+	if backend.afterImport != nil {
+		if err := backend.afterImport(ctx, took); err != nil {
+			return err
+		}
+	}
+	fmt.Printf("  %-8s%-61s%8.1f MiB\n", "manager", "peak RSS", float64(rss)/(1<<20))
 	return nil
 }
 
@@ -131,9 +162,10 @@ func benchUser(ns string, i int) *v1alpha1.User {
 	}
 }
 
-// leanFloor creates N Users and writes each one's status once, with a pool
-// of workers, then removes them again.
-func leanFloor(ctx context.Context, c client.Client, o options) (time.Duration, error) {
+// leanFloor creates N Users, writes each to the store when the backend has
+// a lean store client, and writes each one's status once, with a pool of
+// workers; then it removes them again, from the store too.
+func leanFloor(ctx context.Context, c client.Client, o options, b *backend) (time.Duration, error) {
 	ns := "bench-floor"
 	if err := c.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}); err != nil {
 		return 0, err
@@ -145,8 +177,15 @@ func leanFloor(ctx context.Context, c client.Client, o options) (time.Duration, 
 			return err
 		}
 		base := u.DeepCopy()
-		u.Status.Phase = v1alpha1.UserInvited
 		u.Status.StoreID = strconv.Itoa(i)
+		if b.floorWrite != nil {
+			id, err := b.floorWrite(ctx, u)
+			if err != nil {
+				return err
+			}
+			u.Status.StoreID = id
+		}
+		u.Status.Phase = v1alpha1.UserInvited
 		u.Status.ObservedGeneration = u.Generation
 		u.Status.Conditions = []metav1.Condition{{Type: v1alpha1.ConditionReady, Status: metav1.ConditionTrue, Reason: "Provisioned",
 			Message: "The user is in the embedded store.", LastTransitionTime: metav1.Now(), ObservedGeneration: u.Generation}}
@@ -155,6 +194,11 @@ func leanFloor(ctx context.Context, c client.Client, o options) (time.Duration, 
 	took := time.Since(start)
 	if err != nil {
 		return 0, err
+	}
+	if b.floorRemove != nil {
+		if err := b.floorRemove(ctx, o); err != nil {
+			return 0, err
+		}
 	}
 	// Take the floor's Users away again, finalizers first, so the manager
 	// starts on an empty cluster.
@@ -295,7 +339,7 @@ func (m *manager) logTail() string {
 
 // startManager runs the manager binary against the control plane and waits
 // until it is ready.
-func startManager(ctx context.Context, bin, dir string, kubeconfig []byte, goMemLimit string) (*manager, error) {
+func startManager(ctx context.Context, bin, dir string, kubeconfig []byte, goMemLimit string, storeArgs []string) (*manager, error) {
 	kc := filepath.Join(dir, "kubeconfig")
 	if err := os.WriteFile(kc, kubeconfig, 0o600); err != nil {
 		return nil, err
@@ -313,10 +357,11 @@ func startManager(ctx context.Context, bin, dir string, kubeconfig []byte, goMem
 		return nil, err
 	}
 	m := &manager{log: &bytes.Buffer{}, pprof: pprof}
-	m.cmd = exec.CommandContext(ctx, bin, "--pprof-bind-address="+pprof,
-		"--kubeconfig="+kc, "--data-dir="+filepath.Join(dir, "data"),
-		"--metrics-bind-address=0", "--health-probe-bind-address="+probe,
-		"--web-bind-address="+web, "--public-url=http://"+web, "--zap-log-level=error")
+	args := append([]string{"--pprof-bind-address=" + pprof,
+		"--kubeconfig=" + kc, "--data-dir=" + filepath.Join(dir, "data"),
+		"--metrics-bind-address=0", "--health-probe-bind-address=" + probe,
+		"--web-bind-address=" + web, "--public-url=http://" + web, "--zap-log-level=error"}, storeArgs...)
+	m.cmd = exec.CommandContext(ctx, bin, args...)
 	m.cmd.Stdout, m.cmd.Stderr = m.log, m.log
 	if goMemLimit != "" {
 		m.cmd.Env = append(os.Environ(), "GOMEMLIMIT="+goMemLimit)
