@@ -5,13 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
-	"net/http"
-	"net/http/cookiejar"
-	netmail "net/mail"
-	"net/url"
 	"os"
-	"regexp"
 	"testing"
 	"time"
 
@@ -24,22 +18,17 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/utils/clock"
 	ctrl "sigs.k8s.io/controller-runtime"
-	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
 	"roster.dev/roster/api/v1alpha1"
 	"roster.dev/roster/controllers"
-	"roster.dev/roster/internal/invitation"
-	"roster.dev/roster/internal/mail"
-	"roster.dev/roster/internal/mail/mailtest"
-	"roster.dev/roster/internal/password"
+	"roster.dev/roster/controllers/controllerstest"
 	"roster.dev/roster/internal/store"
 	"roster.dev/roster/internal/store/ldap"
 	"roster.dev/roster/internal/store/ldap/ldaptest"
 	"roster.dev/roster/internal/testenv"
-	"roster.dev/roster/internal/web"
 )
 
 const (
@@ -54,8 +43,9 @@ var (
 	// cached reads through the manager's cache, with its indexes.
 	cached       client.Client
 	storeMetrics = store.NewMetrics(prometheus.NewRegistry())
-	// smtpServer receives the invitations, over a real SMTP conversation.
-	smtpServer   *mailtest.Server
+	// invitations sends the invitations over a real SMTP conversation and
+	// serves the pages.
+	invitations  *controllerstest.Invitations
 	driftMetrics = controllers.NewDriftMetrics(prometheus.NewRegistry())
 )
 
@@ -103,7 +93,7 @@ func run(m *testing.M) int {
 	mgr, err := ctrl.NewManager(restCfg, ctrl.Options{
 		Scheme:  scheme,
 		Metrics: metricsserver.Options{BindAddress: "0"},
-		Cache:   cache.Options{ByObject: map[client.Object]cache.ByObject{&corev1.Secret{}: {Label: invitation.SecretSelector()}}},
+		Cache:   controllerstest.CacheOptions(),
 	})
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
@@ -113,19 +103,18 @@ func run(m *testing.M) int {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}
-	invitations, err := serveInvitations(mgr, st)
-	if err != nil {
+	if invitations, err = controllerstest.ServeInvitations(mgr, st); err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}
-	defer smtpServer.Close()
+	defer invitations.Close()
 	// As the manager runs them: Users are compared with the directory by
 	// the store-wide drift pass (every second here), not one by one.
 	cached = mgr.GetClient()
 	counted := store.Instrument(st, storeMetrics, nil)
 	ur := &controllers.UserReconciler{
 		Client: mgr.GetClient(), Store: counted, Recorder: mgr.GetEventRecorder("roster"), Clock: clock.RealClock{},
-		DefaultRole: "Member", MaxConcurrentReconciles: 2, Invitations: invitations,
+		DefaultRole: "Member", MaxConcurrentReconciles: 2, Invitations: invitations.Config,
 		Drift: &controllers.UserDrift{
 			Client: mgr.GetClient(), Store: counted, DefaultRole: "Member", Period: time.Second,
 			Metrics: driftMetrics, Log: ctrl.Log.WithName("drift"),
@@ -150,87 +139,6 @@ func run(m *testing.M) int {
 		}
 	}()
 	return m.Run()
-}
-
-// serveInvitations sends invitations over SMTP to smtpServer and serves the
-// pages on webURL, as the manager does.
-func serveInvitations(mgr ctrl.Manager, st store.Store) (*controllers.Invitations, error) {
-	var err error
-	if smtpServer, err = mailtest.Start(false); err != nil {
-		return nil, err
-	}
-	sender, err := mail.NewSMTP(mail.SMTPConfig{
-		URL: smtpServer.URL, Password: mailtest.Password, TLSConfig: smtpServer.ClientTLS,
-		From: &netmail.Address{Name: "Roster Test", Address: "roster@example.com"}, Timeout: 10 * time.Second,
-	})
-	if err != nil {
-		return nil, err
-	}
-	templates, err := mail.LoadTemplates("")
-	if err != nil {
-		return nil, err
-	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return nil, err
-	}
-	publicURL := &url.URL{Scheme: "http", Host: ln.Addr().String()}
-	if err := web.IndexRecords(context.Background(), mgr.GetFieldIndexer()); err != nil {
-		return nil, err
-	}
-	metrics := invitation.NewMetrics(prometheus.NewRegistry())
-	pages, err := web.New(web.Config{
-		Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), Store: st,
-		Policy: password.Default(), ProductName: "Roster Test", PublicURL: publicURL,
-		SubmissionsPerMinute: 1000, Metrics: metrics, Log: ctrl.Log.WithName("web"),
-	})
-	if err != nil {
-		return nil, err
-	}
-	if err := mgr.Add(&web.Runnable{Listener: ln, Handler: pages}); err != nil {
-		return nil, err
-	}
-	return &controllers.Invitations{
-		Templates: templates, Sender: sender, PublicURL: publicURL, ProductName: "Roster Test",
-		InvitationTTL: 7 * 24 * time.Hour, ResetTTL: time.Hour, Metrics: metrics,
-	}, nil
-}
-
-// acceptInvitation opens the link in the invitation emailed to the address
-// and sets the password on the page, as the invitee does.
-func acceptInvitation(t *testing.T, email, pw string) {
-	t.Helper()
-	var link string
-	NewWithT(t).Eventually(func(g Gomega) {
-		msgs := smtpServer.MessagesTo(email)
-		g.Expect(msgs).To(HaveLen(1))
-		msg, err := mailtest.Parse(msgs[0].Raw)
-		g.Expect(err).NotTo(HaveOccurred())
-		links := mailtest.Links(msg.Text)
-		g.Expect(links).NotTo(BeEmpty())
-		link = links[0]
-	}, timeout, tick).Should(Succeed())
-	jar, _ := cookiejar.New(nil)
-	browser := &http.Client{Jar: jar, Timeout: 30 * time.Second}
-	resp, err := browser.Get(link)
-	if err != nil {
-		t.Fatalf("opening the invitation link: %v", err)
-	}
-	body, _ := io.ReadAll(resp.Body)
-	_ = resp.Body.Close()
-	csrf := regexp.MustCompile(`name="csrf" value="([^"]+)"`).FindSubmatch(body)
-	if resp.StatusCode != http.StatusOK || csrf == nil {
-		t.Fatalf("the invitation page answered %s without a form", resp.Status)
-	}
-	resp, err = browser.PostForm(link, url.Values{"csrf": {string(csrf[1])}, "password": {pw}, "confirm": {pw}})
-	if err != nil {
-		t.Fatalf("posting the password: %v", err)
-	}
-	body, _ = io.ReadAll(resp.Body)
-	_ = resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		t.Fatalf("the invitation page refused the password: %s\n%s", resp.Status, body)
-	}
 }
 
 func newNamespace(t *testing.T) string {
@@ -309,7 +217,7 @@ func TestUserLifecycleInLDAP(t *testing.T) {
 	// The invitee sets a password through the emailed link and binds with
 	// it; the User shows as Active with the login.
 	const password = "Analytical-Engine-1843"
-	acceptInvitation(t, email, password)
+	invitations.Accept(t, email, password, timeout)
 	g.Expect(bind(dn, password)).To(Succeed())
 	waitForUser(t, ns, "ada", func(g Gomega, u *v1alpha1.User) {
 		g.Expect(u.Status.Phase).To(Equal(v1alpha1.UserActive))

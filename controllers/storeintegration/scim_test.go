@@ -19,6 +19,7 @@ import (
 
 	"roster.dev/roster/api/v1alpha1"
 	"roster.dev/roster/controllers"
+	"roster.dev/roster/controllers/controllerstest"
 	"roster.dev/roster/internal/store"
 	"roster.dev/roster/internal/store/scim"
 	"roster.dev/roster/internal/store/scim/scimtest"
@@ -37,6 +38,8 @@ type scimSuite struct {
 	peer    *scimtest.Server
 	st      *scim.Store
 	metrics *store.Metrics
+	// invitations receives the emails and serves the invitation pages.
+	invitations *controllerstest.Invitations
 }
 
 // TestSCIMStore runs the reconcilers against the SCIMMY peer.
@@ -58,13 +61,16 @@ func TestSCIMStore(t *testing.T) {
 	s.k8s, err = client.New(cfg, client.Options{Scheme: scheme})
 	g.Expect(err).NotTo(HaveOccurred())
 
-	mgr, err := ctrl.NewManager(cfg, ctrl.Options{Scheme: scheme, Metrics: metricsserver.Options{BindAddress: "0"}})
+	mgr, err := ctrl.NewManager(cfg, ctrl.Options{Scheme: scheme, Metrics: metricsserver.Options{BindAddress: "0"}, Cache: controllerstest.CacheOptions()})
 	g.Expect(err).NotTo(HaveOccurred())
 	g.Expect(controllers.SetupIndexes(t.Context(), mgr.GetFieldIndexer())).To(Succeed())
 	counted := store.Instrument(s.st, s.metrics, nil)
+	s.invitations, err = controllerstest.ServeInvitations(mgr, counted)
+	g.Expect(err).NotTo(HaveOccurred())
+	t.Cleanup(s.invitations.Close)
 	ur := &controllers.UserReconciler{
 		Client: mgr.GetClient(), Store: counted, Recorder: mgr.GetEventRecorder("roster"), Clock: clock.RealClock{},
-		DefaultRole: "Member", MaxConcurrentReconciles: 2,
+		DefaultRole: "Member", MaxConcurrentReconciles: 2, Invitations: s.invitations.Config,
 		Drift: &controllers.UserDrift{
 			Client: mgr.GetClient(), Store: counted, DefaultRole: "Member", Period: time.Second,
 			Metrics: controllers.NewDriftMetrics(prometheus.NewRegistry()), Log: ctrl.Log.WithName("drift"),
@@ -100,8 +106,10 @@ func (s *scimSuite) namespace(t *testing.T) string {
 	return ns.Name
 }
 
-// testLifecycle provisions a User into the peer, makes it a member of a
-// Group there, deactivates it (active: false there) and deletes it.
+// testLifecycle provisions a User into the peer, has the invitee set a
+// password through the emailed link (written to the peer, which then marks
+// the user activated), makes it a member of a Group there, deactivates it
+// (active: false there) and deletes it.
 func (s *scimSuite) testLifecycle(t *testing.T) {
 	g := NewWithT(t)
 	k8s, st := s.k8s, s.st
@@ -131,6 +139,15 @@ func (s *scimSuite) testLifecycle(t *testing.T) {
 	g.Expect([]string{su.FirstName, su.LastName, su.Country, su.Role}).To(Equal([]string{"Ada", "Lovelace", "GB", "Member"}))
 	g.Expect(su.Attributes).To(HaveKeyWithValue("team", "engines"))
 	g.Expect(su.Disabled).To(BeFalse())
+	g.Expect(su.Activated).To(BeFalse())
+
+	s.invitations.Accept(t, user.Spec.Email, "Analytical-Engine-1843", timeout)
+	g.Eventually(func(g Gomega) {
+		g.Expect(get(g).Status.Phase).To(Equal(v1alpha1.UserActive))
+	}, timeout, tick).Should(Succeed())
+	su, err = st.GetUser(t.Context(), storeID)
+	g.Expect(err).NotTo(HaveOccurred())
+	g.Expect(su.Activated).To(BeTrue(), "the peer holds the user as activated")
 
 	grp := &v1alpha1.Group{
 		ObjectMeta: metav1.ObjectMeta{Namespace: ns.Name, Name: "eng"},
