@@ -135,7 +135,7 @@ func (b *backend) floorStoreOnly(ctx context.Context, o options) error {
 	if err != nil {
 		return err
 	}
-	fmt.Printf("  %-8s%-61s%8.1fs  %6.0f users/s\n", "store", "(lean client: store write per User alone)", took.Seconds(), float64(o.users)/took.Seconds())
+	fmt.Printf("  %-8s%-66s%8.1fs  %6.0f users/s\n", "store", "(lean client: store write per User alone)", took.Seconds(), float64(o.users)/took.Seconds())
 	return b.floorRemove(ctx, o)
 }
 
@@ -178,9 +178,9 @@ func openSCIM(o options, dir string) (*backend, error) {
 			}
 			requests, throttled := after.Requests-before.Requests, after.Throttled-before.Throttled
 			used := float64(requests) / took.Seconds()
-			fmt.Printf("  %-8s%-61s%8d  (%.1f per User)\n", "scim", "requests during the import", requests, float64(requests)/float64(o.users))
-			fmt.Printf("  %-8s%-61s%8.1f / %g = %.0f%%\n", "scim", "request rate / rate limit", used, o.scimRate, 100*used/o.scimRate)
-			fmt.Printf("  %-8s%-61s%8d\n", "scim", "answered 429 by the peer", throttled)
+			fmt.Printf("  %-8s%-66s%8d  (%.1f per User)\n", "scim", "requests during the import", requests, float64(requests)/float64(o.users))
+			fmt.Printf("  %-8s%-66s%8.1f / %g = %.0f%%\n", "scim", "request rate / rate limit", used, o.scimRate, 100*used/o.scimRate)
+			fmt.Printf("  %-8s%-66s%8d\n", "scim", "answered 429 by the peer", throttled)
 			return nil
 		},
 		close: peer.Close,

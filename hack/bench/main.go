@@ -27,6 +27,7 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	eventsv1 "k8s.io/api/events/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/watch"
 	"k8s.io/client-go/rest"
@@ -44,6 +45,15 @@ type options struct {
 	timeout time.Duration
 	// heapProfile, when set, receives the manager's heap profile at the end.
 	heapProfile string
+	// cpuProfile, when set, receives a CPU profile of the manager taken
+	// over the first cpuSeconds of the import.
+	cpuProfile string
+	cpuSeconds int
+	// managerArgs are further flags for the manager.
+	managerArgs string
+	// floorEvents makes the lean client also record the event that Roster
+	// records for each store write, so that both make the same API writes.
+	floorEvents bool
 	// skipFloor measures only Roster (for memory at large N).
 	skipFloor bool
 	// goMemLimit, when set, is the manager's GOMEMLIMIT, as the Deployment
@@ -63,6 +73,10 @@ func main() {
 	flag.StringVar(&o.manager, "manager", "bin/manager", "the manager binary")
 	flag.DurationVar(&o.timeout, "timeout", 30*time.Minute, "give up after this long")
 	flag.StringVar(&o.heapProfile, "heap-profile", "", "save the manager's heap profile to this file at the end")
+	flag.StringVar(&o.cpuProfile, "cpu-profile", "", "save a CPU profile of the manager during the import to this file")
+	flag.IntVar(&o.cpuSeconds, "cpu-seconds", 20, "with -cpu-profile, how many seconds of the import it covers")
+	flag.BoolVar(&o.floorEvents, "floor-events", true, "the lean client also records an event per User, as Roster must for each store write; false for the bare floor")
+	flag.StringVar(&o.managerArgs, "manager-args", "", "further flags for the manager, separated by spaces (for example --user-concurrency=16)")
 	flag.BoolVar(&o.skipFloor, "skip-floor", false, "measure only the import (for the memory figure at large N)")
 	flag.StringVar(&o.goMemLimit, "gomemlimit", "", "run the manager with this GOMEMLIMIT (for example 230MiB)")
 	flag.StringVar(&o.store, "store", "embedded", "the store to measure: embedded, ldap (a throwaway slapd) or scim (the SCIM peer at -scim-rate)")
@@ -116,10 +130,14 @@ func run(o options) error {
 		if floor, err = leanFloor(ctx, c, o, backend); err != nil {
 			return fmt.Errorf("lean floor: %w", err)
 		}
-		fmt.Printf("  %-8s%-61s%8.1fs  %6.0f users/s\n", "floor", "(lean client: "+backend.floorWork+")", floor.Seconds(), float64(o.users)/floor.Seconds())
+		work := backend.floorWork
+		if o.floorEvents {
+			work = strings.Replace(work, " per User", " + event per User", 1)
+		}
+		fmt.Printf("  %-8s%-66s%8.1fs  %6.0f users/s\n", "floor", "(lean client: "+work+")", floor.Seconds(), float64(o.users)/floor.Seconds())
 	}
 
-	mgr, err := startManager(ctx, o.manager, dir, env.KubeConfig, o.goMemLimit, backend.managerArgs)
+	mgr, err := startManager(ctx, o.manager, dir, env.KubeConfig, o.goMemLimit, append(backend.managerArgs, strings.Fields(o.managerArgs)...))
 	if err != nil {
 		return err
 	}
@@ -130,27 +148,53 @@ func run(o options) error {
 			return err
 		}
 	}
+	writesBefore, err := readAPIWrites(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	cpuBefore, _ := cpuTime(mgr.cmd.Process.Pid)
+	profiled := make(chan error, 1)
+	if o.cpuProfile != "" {
+		go func() {
+			profiled <- saveProfile(mgr.pprof, fmt.Sprintf("profile?seconds=%d", o.cpuSeconds), o.cpuProfile)
+		}()
+	}
 	took, err := importAll(ctx, c, o)
 	if err != nil {
 		return fmt.Errorf("import: %w\n%s", err, mgr.logTail())
 	}
+	cpuAfter, _ := cpuTime(mgr.cmd.Process.Pid)
+	if o.cpuProfile != "" {
+		if err := <-profiled; err != nil {
+			return err
+		}
+		fmt.Printf("  CPU profile saved to %s (go tool pprof -top %s)\n", o.cpuProfile, o.cpuProfile)
+	}
+	writesAfter, err := readAPIWrites(ctx, cfg)
+	if err != nil {
+		return err
+	}
 	rss, _ := peakRSS(mgr.cmd.Process.Pid)
 	if o.heapProfile != "" {
-		if err := saveHeapProfile(mgr.pprof, o.heapProfile); err != nil {
+		if err := saveProfile(mgr.pprof, "heap", o.heapProfile); err != nil {
 			return err
 		}
 		fmt.Printf("  heap profile saved to %s (go tool pprof -top %s)\n", o.heapProfile, o.heapProfile)
 	}
-	fmt.Printf("  %-8s%-61s%8.1fs  %6.0f users/s\n", "roster", "(UserImport of an N-row CSV until all Invited)", took.Seconds(), float64(o.users)/took.Seconds())
+	fmt.Printf("  %-8s%-66s%8.1fs  %6.0f users/s\n", "roster", "(UserImport of an N-row CSV until all Invited)", took.Seconds(), float64(o.users)/took.Seconds())
 	if floor > 0 {
-		fmt.Printf("  %-8s%-61s%8.2f\n", "ratio", "roster / floor", took.Seconds()/floor.Seconds())
+		fmt.Printf("  %-8s%-66s%8.2f\n", "ratio", "roster / floor", took.Seconds()/floor.Seconds())
 	}
+	writesAfter.printPerUser(writesBefore, o.users)
 	if backend.afterImport != nil {
 		if err := backend.afterImport(ctx, took); err != nil {
 			return err
 		}
 	}
-	fmt.Printf("  %-8s%-61s%8.1f MiB\n", "manager", "peak RSS", float64(rss)/(1<<20))
+	fmt.Printf("  %-8s%-66s%8.1fs  %6.1f ms per User\n", "manager", "CPU time during the import", (cpuAfter - cpuBefore).Seconds(),
+		float64((cpuAfter-cpuBefore).Milliseconds())/float64(o.users))
+	fmt.Printf("  %-8s%-66s%8.1f MiB\n", "manager", "peak RSS", float64(rss)/(1<<20))
+	fmt.Printf("  %-8s%-66s%8d\n", "manager", "errors logged", strings.Count(mgr.log.String(), `"level":"error"`))
 	return nil
 }
 
@@ -189,7 +233,13 @@ func leanFloor(ctx context.Context, c client.Client, o options, b *backend) (tim
 		u.Status.ObservedGeneration = u.Generation
 		u.Status.Conditions = []metav1.Condition{{Type: v1alpha1.ConditionReady, Status: metav1.ConditionTrue, Reason: "Provisioned",
 			Message: "The user is in the embedded store.", LastTransitionTime: metav1.Now(), ObservedGeneration: u.Generation}}
-		return c.Status().Patch(ctx, u, client.MergeFrom(base))
+		if err := c.Status().Patch(ctx, u, client.MergeFrom(base)); err != nil {
+			return err
+		}
+		if !o.floorEvents {
+			return nil
+		}
+		return c.Create(ctx, floorEvent(u))
 	})
 	took := time.Since(start)
 	if err != nil {
@@ -210,6 +260,19 @@ func leanFloor(ctx context.Context, c client.Client, o options, b *backend) (tim
 		return 0, err
 	}
 	return took, c.DeleteAllOf(ctx, &v1alpha1.User{}, client.InNamespace(ns))
+}
+
+// floorEvent is the event Roster records when it creates the User's store
+// user.
+func floorEvent(u *v1alpha1.User) *eventsv1.Event {
+	return &eventsv1.Event{
+		ObjectMeta:          metav1.ObjectMeta{Namespace: u.Namespace, Name: fmt.Sprintf("%s.%x", u.Name, time.Now().UnixNano())},
+		EventTime:           metav1.NewMicroTime(time.Now()),
+		ReportingController: "roster", ReportingInstance: "bench",
+		Action: "Create", Reason: "Created", Type: corev1.EventTypeNormal,
+		Regarding: corev1.ObjectReference{APIVersion: v1alpha1.GroupVersion.String(), Kind: "User", Namespace: u.Namespace, Name: u.Name, UID: u.UID},
+		Note:      "Created the user in the store.",
+	}
 }
 
 func parallel(ctx context.Context, n, workers int, fn func(i int) error) error {
@@ -272,12 +335,14 @@ func took(start time.Time, err error) (time.Duration, error) {
 
 // waitInvited watches the namespace's Users until n of them are Invited. A
 // watch costs the API server far less than listing thousands of Users
-// again and again.
+// again and again; Users leaving the selection arrive as deletions.
 func waitInvited(ctx context.Context, c client.WithWatch, ns string, n int) error {
 	invited := map[string]bool{}
 	done := 0
 	for {
-		w, err := c.Watch(ctx, &v1alpha1.UserList{}, client.InNamespace(ns))
+		// Only Invited Users are sent (status.phase is a selectable field), so
+		// the watch costs the API server one event per User.
+		w, err := c.Watch(ctx, &v1alpha1.UserList{}, client.InNamespace(ns), client.MatchingFields{"status.phase": string(v1alpha1.UserInvited)})
 		if err != nil {
 			return err
 		}
@@ -312,8 +377,9 @@ type manager struct {
 	pprof string // address of the manager's profiling endpoint
 }
 
-func saveHeapProfile(addr, path string) error {
-	resp, err := http.Get("http://" + addr + "/debug/pprof/heap")
+// saveProfile saves the manager's profile of that name (and query).
+func saveProfile(addr, name, path string) error {
+	resp, err := http.Get("http://" + addr + "/debug/pprof/" + name)
 	if err != nil {
 		return err
 	}
@@ -408,4 +474,27 @@ func peakRSS(pid int) (int64, error) {
 		}
 	}
 	return 0, errors.New("no VmHWM in /proc status")
+}
+
+// cpuTime reads the CPU time the process has used, user and system.
+func cpuTime(pid int) (time.Duration, error) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0, err
+	}
+	// The fields after the command name, which is in parentheses.
+	fields := strings.Fields(string(b[bytes.LastIndexByte(b, ')')+1:]))
+	if len(fields) < 13 {
+		return 0, errors.New("short /proc stat")
+	}
+	var ticks int64
+	for _, f := range fields[11:13] { // utime, stime
+		n, err := strconv.ParseInt(f, 10, 64)
+		if err != nil {
+			return 0, err
+		}
+		ticks += n
+	}
+	// Linux reports clock ticks of 1/100 s (USER_HZ) on every platform Go runs on.
+	return time.Duration(ticks) * 10 * time.Millisecond, nil
 }
