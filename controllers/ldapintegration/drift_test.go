@@ -3,7 +3,6 @@ package ldapintegration_test
 import (
 	"context"
 	"errors"
-	"fmt"
 	"slices"
 	"sync"
 	"testing"
@@ -17,28 +16,15 @@ import (
 
 	"roster.dev/roster/api/v1alpha1"
 	"roster.dev/roster/controllers"
+	"roster.dev/roster/controllers/controllerstest"
 	"roster.dev/roster/internal/store"
 	"roster.dev/roster/internal/store/ldap"
 	"roster.dev/roster/internal/store/ldap/ldaptest"
 	"roster.dev/roster/internal/testenv"
 )
 
-// createUsers creates Users named <prefix>-<i> and returns their names.
 func createUsers(t *testing.T, ns, prefix string, n int) []string {
-	t.Helper()
-	var names []string
-	for i := range n {
-		name := fmt.Sprintf("%s-%02d", prefix, i)
-		u := &v1alpha1.User{
-			ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name},
-			Spec:       v1alpha1.UserSpec{Email: name + "@" + ns + ".example.com", FirstName: "First", LastName: name},
-		}
-		if err := k8s.Create(t.Context(), u); err != nil {
-			t.Fatalf("creating User %s: %v", name, err)
-		}
-		names = append(names, name)
-	}
-	return names
+	return controllerstest.CreateUsers(t, k8s, ns, prefix, n)
 }
 
 func isReady(g Gomega, u *v1alpha1.User) {

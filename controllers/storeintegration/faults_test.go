@@ -2,7 +2,6 @@ package storeintegration_test
 
 import (
 	"context"
-	"fmt"
 	"strings"
 	"testing"
 
@@ -13,26 +12,14 @@ import (
 
 	"roster.dev/roster/api/v1alpha1"
 	"roster.dev/roster/controllers"
+	"roster.dev/roster/controllers/controllerstest"
 	"roster.dev/roster/internal/store"
 	"roster.dev/roster/internal/store/storetest"
 	"roster.dev/roster/internal/testenv"
 )
 
 func (s *scimSuite) createUsers(t *testing.T, ns, prefix string, n int) []string {
-	t.Helper()
-	var names []string
-	for i := range n {
-		name := fmt.Sprintf("%s-%02d", prefix, i)
-		u := &v1alpha1.User{
-			ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name},
-			Spec:       v1alpha1.UserSpec{Email: name + "@" + ns + ".example.com", FirstName: "First", LastName: name},
-		}
-		if err := s.k8s.Create(t.Context(), u); err != nil {
-			t.Fatalf("creating User %s: %v", name, err)
-		}
-		names = append(names, name)
-	}
-	return names
+	return controllerstest.CreateUsers(t, s.k8s, ns, prefix, n)
 }
 
 func (s *scimSuite) waitForUser(t *testing.T, ns, name string, cond func(Gomega, *v1alpha1.User)) *v1alpha1.User {
