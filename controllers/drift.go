@@ -3,6 +3,7 @@ package controllers
 import (
 	"context"
 	"fmt"
+	"sync"
 	"time"
 
 	"github.com/go-logr/logr"
@@ -38,7 +39,8 @@ type UserDrift struct {
 	Metrics *DriftMetrics
 	Log     logr.Logger
 
-	wake chan event.GenericEvent
+	wakeOnce sync.Once
+	wake     chan event.GenericEvent
 }
 
 // DriftReport is what one pass found.
@@ -59,9 +61,7 @@ type DriftReport struct {
 // Events is the channel a pass sends the Users to wake to; the User
 // controller watches it.
 func (d *UserDrift) Events() chan event.GenericEvent {
-	if d.wake == nil {
-		d.wake = make(chan event.GenericEvent)
-	}
+	d.wakeOnce.Do(func() { d.wake = make(chan event.GenericEvent) })
 	return d.wake
 }
 

@@ -22,8 +22,8 @@ type backend struct {
 	describe string
 	// managerArgs are the manager's store flags.
 	managerArgs []string
-	// floorWork says what the lean client does per User.
-	floorWork string
+	// floorSteps are what the lean client does per User, in order.
+	floorSteps []string
 	// noFloor skips the lean client: a rate-limited service's floor is its
 	// rate.
 	noFloor bool
@@ -41,7 +41,7 @@ type backend struct {
 func openBackend(o options, dir string) (*backend, error) {
 	switch o.store {
 	case "embedded":
-		return &backend{describe: "embedded", floorWork: "create + status write per User", close: func() {}}, nil
+		return &backend{describe: "embedded", floorSteps: []string{"create", "status write"}, close: func() {}}, nil
 	case "ldap":
 		return openLDAP(o, dir)
 	case "scim":
@@ -97,7 +97,7 @@ func openLDAP(o options, dir string) (*backend, error) {
 	return &backend{
 		describe:    "ldap (slapd " + srv.URL + ")",
 		managerArgs: []string{"--store=ldap", "--store-config=" + conf},
-		floorWork:   "create + ldap add + status write per User",
+		floorSteps:  []string{"create", "ldap add", "status write"},
 		floorWrite: func(ctx context.Context, u *v1alpha1.User) (string, error) {
 			req := ldapv3.NewAddRequest(dn(u.Spec.Email), nil)
 			req.Attribute("objectClass", []string{"inetOrgPerson"})

@@ -19,6 +19,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -130,11 +131,12 @@ func run(o options) error {
 		if floor, err = leanFloor(ctx, c, o, backend); err != nil {
 			return fmt.Errorf("lean floor: %w", err)
 		}
-		work := backend.floorWork
+		steps := backend.floorSteps
 		if o.floorEvents {
-			work = strings.Replace(work, " per User", " + event per User", 1)
+			steps = append(slices.Clone(steps), "event")
 		}
-		fmt.Printf("  %-8s%-66s%8.1fs  %6.0f users/s\n", "floor", "(lean client: "+work+")", floor.Seconds(), float64(o.users)/floor.Seconds())
+		work := "(lean client: " + strings.Join(steps, " + ") + " per User)"
+		fmt.Printf("  %-8s%-66s%8.1fs  %6.0f users/s\n", "floor", work, floor.Seconds(), float64(o.users)/floor.Seconds())
 	}
 
 	mgr, err := startManager(ctx, o.manager, dir, env.KubeConfig, o.goMemLimit, append(backend.managerArgs, strings.Fields(o.managerArgs)...))
@@ -148,7 +150,7 @@ func run(o options) error {
 			return err
 		}
 	}
-	writesBefore, err := readAPIWrites(ctx, cfg)
+	requestsBefore, err := readAPIRequests(ctx, cfg)
 	if err != nil {
 		return err
 	}
@@ -170,7 +172,7 @@ func run(o options) error {
 		}
 		fmt.Printf("  CPU profile saved to %s (go tool pprof -top %s)\n", o.cpuProfile, o.cpuProfile)
 	}
-	writesAfter, err := readAPIWrites(ctx, cfg)
+	requestsAfter, err := readAPIRequests(ctx, cfg)
 	if err != nil {
 		return err
 	}
@@ -185,7 +187,7 @@ func run(o options) error {
 	if floor > 0 {
 		fmt.Printf("  %-8s%-66s%8.2f\n", "ratio", "roster / floor", took.Seconds()/floor.Seconds())
 	}
-	writesAfter.printPerUser(writesBefore, o.users)
+	requestsAfter.printPerUser(requestsBefore, o.users)
 	if backend.afterImport != nil {
 		if err := backend.afterImport(ctx, took); err != nil {
 			return err

@@ -38,7 +38,8 @@ type Options struct {
 	// RetryAfter (default "1") as the Retry-After header.
 	Throttle   int
 	RetryAfter string
-	// ThrottleOnSignal is how many requests Throttle answers with 429.
+	// ThrottleOnSignal is how many requests each Server.Throttle call makes
+	// the peer answer with 429.
 	ThrottleOnSignal int
 	// RateLimit, when set, is the requests per second the peer serves, with
 	// a bucket of RateBurst; beyond it the answer is 429 with Retry-After.
@@ -147,12 +148,11 @@ func (s *Server) Close() {
 	_ = s.cmd.Wait()
 }
 
-// Stats is what the peer served: requests that carried a token, the 429
-// answers among them, and the writes (every method but GET) it let through.
+// Stats is what the peer served: requests that carried a token and the 429
+// answers among them.
 type Stats struct {
 	Requests  int `json:"requests"`
 	Throttled int `json:"throttled"`
-	Writes    int `json:"writes"`
 }
 
 // Stats reads the peer's counts.

@@ -15,15 +15,15 @@ import (
 	"k8s.io/client-go/rest"
 )
 
-// apiWrites counts the API server's requests by verb and resource, read
+// apiRequests counts the API server's requests by verb and resource, read
 // from its apiserver_request_total metric: writes, and reads other than
 // watches.
-type apiWrites map[string]float64
+type apiRequests map[string]float64
 
 var requestTotal = regexp.MustCompile(`^apiserver_request_total\{(.*)\} ([0-9.e+]+)$`)
 var label = regexp.MustCompile(`(\w+)="([^"]*)"`)
 
-func readAPIWrites(ctx context.Context, cfg *rest.Config) (apiWrites, error) {
+func readAPIRequests(ctx context.Context, cfg *rest.Config) (apiRequests, error) {
 	cs, err := kubernetes.NewForConfig(cfg)
 	if err != nil {
 		return nil, err
@@ -32,7 +32,7 @@ func readAPIWrites(ctx context.Context, cfg *rest.Config) (apiWrites, error) {
 	if err != nil {
 		return nil, fmt.Errorf("reading the API server's metrics: %w", err)
 	}
-	out := apiWrites{}
+	out := apiRequests{}
 	sc := bufio.NewScanner(bytes.NewReader(raw))
 	sc.Buffer(make([]byte, 1<<20), 1<<20)
 	for sc.Scan() {
@@ -59,8 +59,8 @@ func readAPIWrites(ctx context.Context, cfg *rest.Config) (apiWrites, error) {
 	return out, sc.Err()
 }
 
-// printPerUser prints the writes made since before, per User.
-func (after apiWrites) printPerUser(before apiWrites, users int) {
+// printPerUser prints the requests made since before, per User.
+func (after apiRequests) printPerUser(before apiRequests, users int) {
 	writes, reads := 0.0, 0.0
 	for _, k := range slices.Sorted(maps.Keys(after)) {
 		n := after[k] - before[k]
