@@ -4,11 +4,11 @@ import (
 	"context"
 	"fmt"
 	"hash/fnv"
-	"strings"
 
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"roster.dev/roster/api/v1alpha1"
+	"roster.dev/roster/internal/naming"
 )
 
 // emailBucketIndex is the field index of Users by a bucket of their
@@ -20,13 +20,9 @@ const emailBucketIndex = "spec.email.bucket"
 
 const emailBuckets = 4096
 
-// NormalizeEmail is the form emails are compared in: the store treats
-// addresses that differ only in case as one.
-func NormalizeEmail(email string) string { return strings.ToLower(strings.TrimSpace(email)) }
-
 func emailBucket(email string) string {
 	h := fnv.New32a()
-	_, _ = h.Write([]byte(NormalizeEmail(email)))
+	_, _ = h.Write([]byte(naming.NormalizeEmail(email)))
 	return fmt.Sprintf("%03x", h.Sum32()%emailBuckets)
 }
 
@@ -63,9 +59,9 @@ func eachUserWithEmail(ctx context.Context, c client.Reader, email string, fn fu
 	if err != nil {
 		return fmt.Errorf("listing Users with the same email: %w", err)
 	}
-	want := NormalizeEmail(email)
+	want := naming.NormalizeEmail(email)
 	for i := range list.Items {
-		if NormalizeEmail(list.Items[i].Spec.Email) == want {
+		if naming.NormalizeEmail(list.Items[i].Spec.Email) == want {
 			fn(&list.Items[i])
 		}
 	}

@@ -22,6 +22,7 @@ import (
 	"roster.dev/roster/api/v1alpha1"
 	"roster.dev/roster/internal/conditions"
 	"roster.dev/roster/internal/importfile"
+	"roster.dev/roster/internal/naming"
 	"roster.dev/roster/internal/patch"
 )
 
@@ -355,7 +356,7 @@ func (r *UserImportReconciler) applyRow(ctx context.Context, imp *v1alpha1.UserI
 // either name was created by this import before a restart.
 func (r *UserImportReconciler) create(ctx context.Context, imp *v1alpha1.UserImport, desired *v1alpha1.User) rowResult {
 	markImported(desired, imp, outcomeAdded)
-	for _, name := range []string{UserNameFor(desired.Spec.Email), UserNameWithSuffix(desired.Spec.Email)} {
+	for _, name := range []string{naming.UserName(desired.Spec.Email), naming.UserNameWithSuffix(desired.Spec.Email)} {
 		u := desired.DeepCopy()
 		u.Name = name
 		err := r.Create(ctx, u)
@@ -367,7 +368,7 @@ func (r *UserImportReconciler) create(ctx context.Context, imp *v1alpha1.UserImp
 		}
 		var taken v1alpha1.User
 		if err := r.Get(ctx, client.ObjectKey{Namespace: imp.Namespace, Name: name}, &taken); err == nil &&
-			NormalizeEmail(taken.Spec.Email) == NormalizeEmail(desired.Spec.Email) {
+			naming.NormalizeEmail(taken.Spec.Email) == naming.NormalizeEmail(desired.Spec.Email) {
 			return rowResult{outcome: outcomeAdded}
 		}
 	}

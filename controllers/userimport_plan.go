@@ -1,17 +1,14 @@
 package controllers
 
 import (
-	"crypto/sha256"
-	"encoding/hex"
 	"maps"
-	"regexp"
 	"slices"
-	"strings"
 
 	"k8s.io/apimachinery/pkg/api/equality"
 
 	"roster.dev/roster/api/v1alpha1"
 	"roster.dev/roster/internal/importfile"
+	"roster.dev/roster/internal/naming"
 )
 
 // importPlan is what an import will do: one entry per email, the last row
@@ -39,7 +36,7 @@ func newPlanner() *planner { return &planner{byEmail: map[string]int{}} }
 
 func (p *planner) add(row importfile.Row) {
 	p.plan.total++
-	key := NormalizeEmail(row.Email)
+	key := naming.NormalizeEmail(row.Email)
 	if i, ok := p.byEmail[key]; ok {
 		// The later row wins; the earlier one is dropped from the plan but
 		// keeps its place in the counts.
@@ -171,42 +168,6 @@ func appliedBefore(u *v1alpha1.User, imp *v1alpha1.UserImport) (rowOutcome, bool
 		return outcomeUpdated, true
 	}
 	return outcomeUnchanged, false
-}
-
-var notNameChars = regexp.MustCompile(`[^a-z0-9]+`)
-
-// UserNameFor derives a User's object name from its email: readable,
-// deterministic and a valid DNS subdomain name. "Ada.Lovelace@Example.com"
-// becomes "ada.lovelace-at-example.com".
-func UserNameFor(email string) string {
-	local, domain, _ := strings.Cut(NormalizeEmail(email), "@")
-	name := clean(local) + "-at-" + clean(domain)
-	if len(name) > 200 {
-		name = strings.TrimRight(name[:200], ".-")
-	}
-	return name
-}
-
-// UserNameWithSuffix is UserNameFor with a suffix from the email's digest, for
-// when another User already holds the plain name.
-func UserNameWithSuffix(email string) string {
-	sum := sha256.Sum256([]byte(NormalizeEmail(email)))
-	return UserNameFor(email) + "-" + hex.EncodeToString(sum[:4])
-}
-
-// clean turns a part of an address into dot-separated labels of [a-z0-9-]
-// that start and end with a letter or digit.
-func clean(s string) string {
-	var labels []string
-	for _, l := range strings.Split(s, ".") {
-		if l = strings.Trim(notNameChars.ReplaceAllString(l, "-"), "-"); l != "" {
-			labels = append(labels, l)
-		}
-	}
-	if len(labels) == 0 {
-		return "x"
-	}
-	return strings.Join(labels, ".")
 }
 
 // setNonEmpty sets *dst to v unless v is empty: an empty cell in an import
