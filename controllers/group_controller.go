@@ -28,8 +28,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
 	"roster.dev/roster/api/v1alpha1"
-	"roster.dev/roster/internal/conditions"
-	"roster.dev/roster/internal/patch"
+	"roster.dev/roster/internal/status"
 	"roster.dev/roster/internal/store"
 )
 
@@ -70,11 +69,11 @@ const (
 type groupPass struct {
 	observed   *store.Group // the store group, nil when it is not in the store
 	membership *Membership  // nil until resolved
-	summary    *conditions.Summary
+	summary    *status.Summary
 }
 
-func (p *groupPass) set(state conditions.State, reason, format string, args ...any) {
-	p.summary = &conditions.Summary{State: state, Reason: reason, Message: fmt.Sprintf(format, args...)}
+func (p *groupPass) set(state status.State, reason, format string, args ...any) {
+	p.summary = &status.Summary{State: state, Reason: reason, Message: fmt.Sprintf(format, args...)}
 }
 
 // Reconcile brings one Group's store group to its spec and members.
@@ -88,7 +87,7 @@ func (r *GroupReconciler) Reconcile(ctx context.Context, req ctrl.Request) (resu
 	pass := &groupPass{}
 	defer func() {
 		r.computeStatus(group, pass, retErr)
-		if err := patch.Status(ctx, r.Client, group, base, group.Status, base.Status); err != nil {
+		if err := status.Patch(ctx, r.Client, group, base, group.Status, base.Status); err != nil {
 			retErr = errors.Join(retErr, fmt.Errorf("patching status: %w", err))
 		}
 	}()
@@ -105,7 +104,7 @@ func (r *GroupReconciler) Reconcile(ctx context.Context, req ctrl.Request) (resu
 	}
 	if owner, err := r.externalIDOwner(ctx, group); err != nil || owner != nil {
 		if owner != nil {
-			pass.set(conditions.Stalled, ReasonDuplicateExternalID,
+			pass.set(status.Stalled, ReasonDuplicateExternalID,
 				"spec.externalID %q is held by Group %s/%s; this Group is provisioned once that one lets go of it.",
 				group.Spec.ExternalID, owner.Namespace, owner.Name)
 		}
@@ -149,11 +148,11 @@ func (r *GroupReconciler) ensureFinalizer(ctx context.Context, group, base *v1al
 func (r *GroupReconciler) validate(group *v1alpha1.Group, pass *groupPass) (labels.Selector, error) {
 	selector, err := MemberSelector(group)
 	if err != nil {
-		pass.set(conditions.Stalled, ReasonInvalidSpec, "spec.memberSelector is not a valid label selector: %v.", err)
+		pass.set(status.Stalled, ReasonInvalidSpec, "spec.memberSelector is not a valid label selector: %v.", err)
 		return nil, reconcile.TerminalError(fmt.Errorf("spec.memberSelector: %w", err))
 	}
 	if bad := InvalidMemberNames(group); len(bad) > 0 {
-		pass.set(conditions.Stalled, ReasonInvalidSpec, "Not valid User names: %s.", nameList(bad, 5))
+		pass.set(status.Stalled, ReasonInvalidSpec, "Not valid User names: %s.", nameList(bad, 5))
 		return nil, reconcile.TerminalError(fmt.Errorf("invalid member names: %s", strings.Join(bad, ", ")))
 	}
 	return selector, nil
@@ -315,7 +314,7 @@ func (r *GroupReconciler) reconcileDelete(ctx context.Context, group *v1alpha1.G
 // The refusal is checked again at each resync, since the other group may go.
 func (r *GroupReconciler) refusedOrFailed(group *v1alpha1.Group, pass *groupPass, doing string, err error) (ctrl.Result, error) {
 	if errors.Is(err, store.ErrAlreadyExists) {
-		pass.set(conditions.Stalled, ReasonDuplicateExternalID,
+		pass.set(status.Stalled, ReasonDuplicateExternalID,
 			"spec.externalID %q is held by another group in the %s store; nothing was changed.", group.Spec.ExternalID, r.Store.Kind())
 		return ctrl.Result{RequeueAfter: r.resyncAfter()}, nil
 	}
@@ -329,7 +328,7 @@ func (r *GroupReconciler) storeFailed(pass *groupPass, doing string, err error) 
 	if errors.Is(err, store.ErrUnavailable) {
 		reason = ReasonStoreUnavailable
 	}
-	pass.set(conditions.Progressing, reason, "Failed %s the group in the %s store, retrying: %v.", doing, r.Store.Kind(), err)
+	pass.set(status.Progressing, reason, "Failed %s the group in the %s store, retrying: %v.", doing, r.Store.Kind(), err)
 	return fmt.Errorf("%s the group in the store: %w", doing, err)
 }
 
@@ -354,15 +353,15 @@ func (r *GroupReconciler) computeStatus(group *v1alpha1.Group, pass *groupPass, 
 	if pass.summary == nil {
 		switch {
 		case err != nil:
-			pass.set(conditions.Progressing, ReasonStoreError, "Reconciling failed, retrying: %v.", err)
+			pass.set(status.Progressing, ReasonStoreError, "Reconciling failed, retrying: %v.", err)
 		case !group.DeletionTimestamp.IsZero(), pass.membership == nil:
 			return // being deleted, or stopped early by a conflict: the next pass reports
 		default:
-			pass.set(conditions.Ready, ReasonProvisioned, "The group is in the %s store with %d members.",
+			pass.set(status.Ready, ReasonProvisioned, "The group is in the %s store with %d members.",
 				r.Store.Kind(), len(pass.membership.StoreIDs))
 		}
 	}
-	conditions.Apply(&st.Conditions, group.Generation, *pass.summary)
+	status.Apply(&st.Conditions, group.Generation, *pass.summary)
 	st.ObservedGeneration = group.Generation
 }
 

@@ -23,9 +23,9 @@ import (
 	crsource "sigs.k8s.io/controller-runtime/pkg/source"
 
 	"roster.dev/roster/api/v1alpha1"
-	"roster.dev/roster/internal/conditions"
-	"roster.dev/roster/internal/patch"
+	"roster.dev/roster/internal/status"
 	"roster.dev/roster/internal/store"
+	"roster.dev/roster/internal/validation"
 )
 
 // UserReconciler provisions Users into the identity store and reports their
@@ -77,15 +77,15 @@ const (
 type userPass struct {
 	observed *store.User // the store user, nil when it is not in the store
 	origin   v1alpha1.UserOrigin
-	summary  *conditions.Summary // set by a step that failed or stalled
-	links    *linkPass           // the token records, once observed
+	summary  *status.Summary // set by a step that failed or stalled
+	links    *linkPass       // the token records, once observed
 
 	groups         []string // effective Groups, sorted
 	groupsResolved bool     // groups was computed this pass
 }
 
-func (p *userPass) set(state conditions.State, reason, format string, args ...any) {
-	p.summary = &conditions.Summary{State: state, Reason: reason, Message: fmt.Sprintf(format, args...)}
+func (p *userPass) set(state status.State, reason, format string, args ...any) {
+	p.summary = &status.Summary{State: state, Reason: reason, Message: fmt.Sprintf(format, args...)}
 }
 
 // Reconcile brings one User's store user to its spec and reports what it saw.
@@ -99,7 +99,7 @@ func (r *UserReconciler) Reconcile(ctx context.Context, req ctrl.Request) (resul
 	pass := &userPass{origin: user.Status.Origin}
 	defer func() {
 		r.computeStatus(user, pass, retErr)
-		if err := patch.Status(ctx, r.Client, user, base, user.Status, base.Status); err != nil {
+		if err := status.Patch(ctx, r.Client, user, base, user.Status, base.Status); err != nil {
 			retErr = errors.Join(retErr, fmt.Errorf("patching status: %w", err))
 		}
 	}()
@@ -161,9 +161,9 @@ func (r *UserReconciler) ensureFinalizer(ctx context.Context, user, base *v1alph
 // validate checks what the API server's schema cannot.
 func (r *UserReconciler) validate(user *v1alpha1.User, pass *userPass) error {
 	if tz := user.Spec.TimeZone; tz != "" {
-		if _, err := time.LoadLocation(tz); err != nil {
-			pass.set(conditions.Stalled, ReasonInvalidSpec, "spec.timeZone %q is not an IANA time zone name.", tz)
-			return reconcile.TerminalError(fmt.Errorf("spec.timeZone %q: %w", tz, err))
+		if err := validation.TimeZone(tz); err != nil {
+			pass.set(status.Stalled, ReasonInvalidSpec, "spec.timeZone: %v.", err)
+			return reconcile.TerminalError(fmt.Errorf("spec.timeZone: %w", err))
 		}
 	}
 	return nil
@@ -214,7 +214,7 @@ func holdsEmailBefore(a, b *v1alpha1.User) bool {
 // duplicateOf records that another User holds the address.
 func (p *userPass) duplicateOf(user, holder *v1alpha1.User) {
 	p.observed = nil
-	p.set(conditions.Stalled, ReasonDuplicateEmail,
+	p.set(status.Stalled, ReasonDuplicateEmail,
 		"The email address %s is held by User %s/%s; this User is provisioned once that one is deleted.",
 		user.Spec.Email, holder.Namespace, holder.Name)
 }
@@ -342,7 +342,7 @@ func (r *UserReconciler) storeFailed(pass *userPass, doing string, err error) er
 	if errors.Is(err, store.ErrUnavailable) {
 		reason = ReasonStoreUnavailable
 	}
-	pass.set(conditions.Progressing, reason, "Failed %s the user in the %s store, retrying: %v.", doing, r.Store.Kind(), err)
+	pass.set(status.Progressing, reason, "Failed %s the user in the %s store, retrying: %v.", doing, r.Store.Kind(), err)
 	return fmt.Errorf("%s the user in the store: %w", doing, err)
 }
 
@@ -369,17 +369,17 @@ func (r *UserReconciler) computeStatus(user *v1alpha1.User, pass *userPass, err 
 	if pass.summary == nil {
 		switch {
 		case err != nil:
-			pass.set(conditions.Progressing, ReasonStoreError, "Reconciling failed, retrying: %v.", err)
+			pass.set(status.Progressing, ReasonStoreError, "Reconciling failed, retrying: %v.", err)
 		case !user.DeletionTimestamp.IsZero():
 			return
 		case pass.origin == v1alpha1.UserAdopted:
-			pass.set(conditions.Ready, ReasonAdopted,
+			pass.set(status.Ready, ReasonAdopted,
 				"Adopted the existing store user with this email; it stays in the store when this User is deleted unless deletionPolicy is Delete.")
 		default:
-			pass.set(conditions.Ready, ReasonProvisioned, "The user is in the %s store.", r.Store.Kind())
+			pass.set(status.Ready, ReasonProvisioned, "The user is in the %s store.", r.Store.Kind())
 		}
 	}
-	conditions.Apply(&st.Conditions, user.Generation, *pass.summary)
+	status.Apply(&st.Conditions, user.Generation, *pass.summary)
 	st.ObservedGeneration = user.Generation
 }
 

@@ -14,9 +14,9 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/log"
 
 	"roster.dev/roster/api/v1alpha1"
-	"roster.dev/roster/internal/conditions"
 	"roster.dev/roster/internal/invitation"
 	"roster.dev/roster/internal/mail"
+	"roster.dev/roster/internal/status"
 )
 
 // +kubebuilder:rbac:groups="",resources=secrets,verbs=get;list;watch;create;update
@@ -198,7 +198,7 @@ func (r *UserReconciler) sendLink(ctx context.Context, user *v1alpha1.User, pass
 		err = cfg.Sender.Send(ctx, msg)
 	}
 	if err != nil {
-		pass.set(conditions.Progressing, ReasonMailFailed, "Failed sending the %s email, retrying: %v.", kind, err)
+		pass.set(status.Progressing, ReasonMailFailed, "Failed sending the %s email, retrying: %v.", kind, err)
 		r.event(user, corev1.EventTypeWarning, ReasonMailFailed, "Send", "Failed sending the %s email, retrying: %v.", kind, err)
 		return fmt.Errorf("sending the %s email: %w", kind, err)
 	}
@@ -283,10 +283,10 @@ func (r *UserReconciler) computeLinkStatus(user *v1alpha1.User, pass *userPass) 
 	in := r.linkInput(user, pass, invitation.PurposeInvitation)
 	cond := InvitationCondition(in, r.Store.Kind(), r.Clock.Now())
 	if cond == nil {
-		meta.RemoveStatusCondition(&st.Conditions, ConditionInvitation)
+		meta.RemoveStatusCondition(&st.Conditions, v1alpha1.ConditionInvitation)
 		return
 	}
-	if old := meta.FindStatusCondition(st.Conditions, ConditionInvitation); cond.Reason == ReasonInvitationExpired &&
+	if old := meta.FindStatusCondition(st.Conditions, v1alpha1.ConditionInvitation); cond.Reason == ReasonInvitationExpired &&
 		(old == nil || old.Reason != ReasonInvitationExpired) {
 		r.Invitations.Metrics.Expired()
 	}

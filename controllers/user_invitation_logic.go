@@ -27,11 +27,6 @@ const (
 	ReasonMailFailed            = "MailFailed"
 )
 
-// ConditionInvitation reports where the user's invitation stands. It is
-// informational: Ready summarises provisioning, and a failure to send an
-// email shows there too.
-const ConditionInvitation = "Invitation"
-
 // LinkInput is what decides whether a pass emails a link.
 type LinkInput struct {
 	// Passwords is true when the store accepts passwords.
@@ -120,7 +115,7 @@ func ResetAction(in LinkInput) LinkAction {
 // nothing to say (the user is not in the store yet).
 func InvitationCondition(in LinkInput, storeKind string, now time.Time) *metav1.Condition {
 	c := func(status metav1.ConditionStatus, reason, format string, args ...any) *metav1.Condition {
-		return &metav1.Condition{Type: ConditionInvitation, Status: status, Reason: reason, Message: fmt.Sprintf(format, args...)}
+		return &metav1.Condition{Type: v1alpha1.ConditionInvitation, Status: status, Reason: reason, Message: fmt.Sprintf(format, args...)}
 	}
 	rec := in.Record
 	accepted := rec != nil && !rec.CompletedAt.IsZero()

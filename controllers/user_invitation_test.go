@@ -94,7 +94,7 @@ func settle(t *testing.T, ns string) {
 }
 
 func invitationCondition(u *v1alpha1.User) *metav1.Condition {
-	return meta.FindStatusCondition(u.Status.Conditions, controllers.ConditionInvitation)
+	return meta.FindStatusCondition(u.Status.Conditions, v1alpha1.ConditionInvitation)
 }
 
 func hasInvitationReason(reason string) func(Gomega, *v1alpha1.User) {

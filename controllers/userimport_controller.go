@@ -20,10 +20,9 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/predicate"
 
 	"roster.dev/roster/api/v1alpha1"
-	"roster.dev/roster/internal/conditions"
 	"roster.dev/roster/internal/importfile"
 	"roster.dev/roster/internal/naming"
-	"roster.dev/roster/internal/patch"
+	"roster.dev/roster/internal/status"
 )
 
 // Reasons of UserImport conditions and events.
@@ -75,15 +74,15 @@ func (r *UserImportReconciler) Reconcile(ctx context.Context, req ctrl.Request) 
 		return ctrl.Result{}, nil
 	}
 	base := imp.DeepCopy()
-	var summary conditions.Summary
+	var summary status.Summary
 	defer func() {
 		if retErr != nil && summary.Reason == "" {
-			summary = conditions.Summary{State: conditions.Progressing, Reason: ReasonRunning,
+			summary = status.Summary{State: status.Progressing, Reason: ReasonRunning,
 				Message: fmt.Sprintf("The import failed and is retried: %v.", retErr)}
 		}
 		imp.Status.ObservedGeneration = imp.Generation
-		conditions.Apply(&imp.Status.Conditions, imp.Generation, summary)
-		if err := patch.Status(ctx, r.Client, imp, base, imp.Status, base.Status); err != nil {
+		status.Apply(&imp.Status.Conditions, imp.Generation, summary)
+		if err := status.Patch(ctx, r.Client, imp, base, imp.Status, base.Status); err != nil {
 			retErr = errors.Join(retErr, fmt.Errorf("patching status: %w", err))
 		}
 	}()
@@ -123,11 +122,11 @@ func finished(p v1alpha1.ImportPhase) bool {
 	return p == v1alpha1.ImportSucceeded || p == v1alpha1.ImportPartiallySucceeded || p == v1alpha1.ImportFailed
 }
 
-func (r *UserImportReconciler) sourceFailed(imp *v1alpha1.UserImport, summary *conditions.Summary, err error) (ctrl.Result, error) {
+func (r *UserImportReconciler) sourceFailed(imp *v1alpha1.UserImport, summary *status.Summary, err error) (ctrl.Result, error) {
 	var se *sourceError
 	switch {
 	case isWaiting(err):
-		*summary = conditions.Summary{State: conditions.Progressing, Reason: ReasonWaitingForSource,
+		*summary = status.Summary{State: status.Progressing, Reason: ReasonWaitingForSource,
 			Message: fmt.Sprintf("Waiting for the file: %v.", err)}
 		return ctrl.Result{RequeueAfter: 10 * time.Second}, nil
 	case errors.As(err, &se):
@@ -139,11 +138,11 @@ func (r *UserImportReconciler) sourceFailed(imp *v1alpha1.UserImport, summary *c
 }
 
 // fail ends the import without applying anything further.
-func (r *UserImportReconciler) fail(imp *v1alpha1.UserImport, summary *conditions.Summary, reason, msg string) {
+func (r *UserImportReconciler) fail(imp *v1alpha1.UserImport, summary *status.Summary, reason, msg string) {
 	imp.Status.Phase = v1alpha1.ImportFailed
 	now := metav1.NewTime(r.Clock.Now())
 	imp.Status.CompletedAt = &now
-	*summary = conditions.Summary{State: conditions.Stalled, Reason: reason, Message: msg}
+	*summary = status.Summary{State: status.Stalled, Reason: reason, Message: msg}
 	r.Recorder.Eventf(imp, nil, corev1.EventTypeWarning, reason, "Import", msg)
 }
 
@@ -239,11 +238,11 @@ func (r *UserImportReconciler) apply(ctx context.Context, imp, base *v1alpha1.Us
 // writeProgress patches the status mid-import; base moves along so that the
 // final patch carries only what changed since.
 func (r *UserImportReconciler) writeProgress(ctx context.Context, imp, base *v1alpha1.UserImport) error {
-	conditions.Apply(&imp.Status.Conditions, imp.Generation, conditions.Summary{
-		State: conditions.Progressing, Reason: ReasonRunning,
+	status.Apply(&imp.Status.Conditions, imp.Generation, status.Summary{
+		State: status.Progressing, Reason: ReasonRunning,
 		Message: fmt.Sprintf("Processed %d of %d rows.", imp.Status.Rows.Processed, imp.Status.Rows.Total),
 	})
-	if err := patch.Status(ctx, r.Client, imp, base, imp.Status, base.Status); err != nil {
+	if err := status.Patch(ctx, r.Client, imp, base, imp.Status, base.Status); err != nil {
 		return fmt.Errorf("writing progress: %w", err)
 	}
 	base.Status = *imp.Status.DeepCopy()
@@ -396,7 +395,7 @@ func (r *UserImportReconciler) userWithEmail(ctx context.Context, ns, email stri
 }
 
 // complete sets the final phase and condition.
-func (r *UserImportReconciler) complete(imp *v1alpha1.UserImport, summary *conditions.Summary) {
+func (r *UserImportReconciler) complete(imp *v1alpha1.UserImport, summary *status.Summary) {
 	st := &imp.Status
 	now := metav1.NewTime(r.Clock.Now())
 	st.CompletedAt = &now
@@ -408,15 +407,15 @@ func (r *UserImportReconciler) complete(imp *v1alpha1.UserImport, summary *condi
 	switch {
 	case rows.Failed == 0:
 		st.Phase = v1alpha1.ImportSucceeded
-		*summary = conditions.Summary{State: conditions.Ready, Reason: ReasonSucceeded,
+		*summary = status.Summary{State: status.Ready, Reason: ReasonSucceeded,
 			Message: fmt.Sprintf("Imported %d rows: %s.", rows.Total, counts)}
 	case rows.Failed == rows.Total:
 		st.Phase = v1alpha1.ImportFailed
-		*summary = conditions.Summary{State: conditions.Stalled, Reason: ReasonRowsFailed,
+		*summary = status.Summary{State: status.Stalled, Reason: ReasonRowsFailed,
 			Message: fmt.Sprintf("Every row failed (%s); see status.failures.", counts)}
 	default:
 		st.Phase = v1alpha1.ImportPartiallySucceeded
-		*summary = conditions.Summary{State: conditions.Stalled, Reason: ReasonRowsFailed,
+		*summary = status.Summary{State: status.Stalled, Reason: ReasonRowsFailed,
 			Message: fmt.Sprintf("Imported %d rows with failures: %s; see status.failures.", rows.Total, counts)}
 	}
 	typ := corev1.EventTypeNormal

@@ -4,6 +4,12 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 )
 
+// ConditionInvitation is the condition type a User reports besides Ready,
+// Reconciling and Stalled: where the user's invitation stands. It is
+// informational: Ready summarises provisioning, and a failure to send an
+// email shows there too.
+const ConditionInvitation = "Invitation"
+
 // DeletionPolicy says what happens to the store user when its User is deleted.
 // +kubebuilder:validation:Enum=Delete;Retain
 type DeletionPolicy string

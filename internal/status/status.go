@@ -1,10 +1,17 @@
-// Package conditions writes the kstatus-compatible conditions every Roster
-// kind reports: Ready always, Reconciling and Stalled only while true.
-package conditions
+// Package status is how every Roster reconciler reports: the
+// kstatus-compatible conditions each kind carries (Ready always, Reconciling
+// and Stalled only while true), computed from one pass, and the one status
+// write per pass, made only when the pass changed something.
+package status
 
 import (
+	"context"
+
+	"k8s.io/apimachinery/pkg/api/equality"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"roster.dev/roster/api/v1alpha1"
 )
@@ -60,4 +67,19 @@ func set(conds *[]metav1.Condition, gen int64, typ string, status metav1.Conditi
 // IsReady reports whether the Ready condition is True.
 func IsReady(conds []metav1.Condition) bool {
 	return meta.IsStatusConditionTrue(conds, v1alpha1.ConditionReady)
+}
+
+// Patch patches obj's status subresource with the difference from base, a
+// copy of obj whose status is the one read at the start of the pass. The
+// caller passes both statuses so that an unchanged status costs no API call.
+// An object already deleted is not an error.
+func Patch(ctx context.Context, c client.Client, obj, base client.Object, status, baseStatus any) error {
+	if equality.Semantic.DeepEqual(status, baseStatus) {
+		return nil
+	}
+	err := c.Status().Patch(ctx, obj, client.MergeFrom(base))
+	if apierrors.IsNotFound(err) {
+		return nil
+	}
+	return err
 }
