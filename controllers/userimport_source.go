@@ -10,7 +10,6 @@ import (
 	"io"
 	"net/http"
 	"os"
-	"strconv"
 	"strings"
 
 	corev1 "k8s.io/api/core/v1"
@@ -18,10 +17,8 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"roster.dev/roster/api/v1alpha1"
+	"roster.dev/roster/internal/chunks"
 )
-
-// maxChunks bounds how many ConfigMaps one import may span.
-const maxChunks = 256
 
 // source is an import's file, ready to read.
 type source struct {
@@ -87,41 +84,15 @@ func (l *SourceLoader) fromBytes(field string, b []byte) (*source, error) {
 
 func (l *SourceLoader) fromConfigMaps(ctx context.Context, ns string, ref *v1alpha1.KeyReference) (*source, error) {
 	field := "spec.source.configMapRef"
-	var buf bytes.Buffer
-	chunks := 1
-	for i := 0; i < chunks; i++ {
-		name := ref.Name
-		if i > 0 {
-			name = fmt.Sprintf("%s-%d", ref.Name, i)
-		}
-		var cm corev1.ConfigMap
-		if err := l.Reader.Get(ctx, client.ObjectKey{Namespace: ns, Name: name}, &cm); err != nil {
-			if apierrors.IsNotFound(err) {
-				return nil, &sourceError{field: field, msg: fmt.Sprintf("ConfigMap %s not found", name), waiting: true}
-			}
-			return nil, fmt.Errorf("reading ConfigMap %s: %w", name, err)
-		}
-		if i == 0 {
-			if v, ok := cm.Annotations[v1alpha1.ChunksAnnotation]; ok {
-				n, err := strconv.Atoi(v)
-				if err != nil || n < 1 || n > maxChunks {
-					return nil, &sourceError{field: field, msg: fmt.Sprintf("annotation %s of ConfigMap %s must be a number from 1 to %d", v1alpha1.ChunksAnnotation, name, maxChunks)}
-				}
-				chunks = n
-			}
-		}
-		if s, ok := cm.Data[ref.Key]; ok {
-			buf.WriteString(s)
-		} else if b, ok := cm.BinaryData[ref.Key]; ok {
-			buf.Write(b)
-		} else {
-			return nil, &sourceError{field: field, msg: fmt.Sprintf("ConfigMap %s has no key %q", name, ref.Key)}
-		}
-		if int64(buf.Len()) > l.MaxBytes {
-			break // fromBytes reports the size
-		}
+	data, err := chunks.Load(ctx, l.Reader, ns, ref.Name, ref.Key, l.MaxBytes)
+	var ce *chunks.Error
+	if errors.As(err, &ce) {
+		return nil, &sourceError{field: field, msg: ce.Msg, waiting: ce.Missing}
 	}
-	return l.fromBytes(field, buf.Bytes())
+	if err != nil {
+		return nil, err
+	}
+	return l.fromBytes(field, data)
 }
 
 func (l *SourceLoader) fromSecret(ctx context.Context, ns string, ref *v1alpha1.KeyReference) (*source, error) {
