@@ -7,26 +7,23 @@ import (
 	"errors"
 	"flag"
 	"fmt"
-	"net/http"
+	"maps"
 	netmail "net/mail"
 	"net/url"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
 	_ "time/tzdata" // IANA time zones for validating spec.timeZone in a minimal image.
 
 	"golang.org/x/time/rate"
-	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
-	"k8s.io/utils/clock"
 	ctrl "sigs.k8s.io/controller-runtime"
-	"sigs.k8s.io/controller-runtime/pkg/cache"
-	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/healthz"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 	"sigs.k8s.io/controller-runtime/pkg/metrics"
@@ -34,7 +31,6 @@ import (
 
 	"roster.dev/roster/api/v1alpha1"
 	"roster.dev/roster/controllers"
-	"roster.dev/roster/internal/cachetrim"
 	"roster.dev/roster/internal/invitation"
 	"roster.dev/roster/internal/mail"
 	"roster.dev/roster/internal/password"
@@ -95,7 +91,7 @@ func parseFlags(args []string) (*options, error) {
 	o := &options{}
 	fs := flag.NewFlagSet("roster", flag.ContinueOnError)
 	fs.StringVar(&o.kubeconfig, "kubeconfig", "", "kubeconfig file (default: $KUBECONFIG, ~/.kube/config or the in-cluster service account)")
-	fs.StringVar(&o.storeKind, "store", embedded.Kind, "identity store: embedded, ldap or scim")
+	fs.StringVar(&o.storeKind, "store", embedded.Kind, "identity store: "+strings.Join(storeKinds(), ", "))
 	fs.StringVar(&o.storeConfig, "store-config", "", "YAML file configuring the ldap or scim store")
 	fs.StringVar(&o.dataDir, "data-dir", "/var/lib/roster", "folder of the embedded store (and the outbox's default parent)")
 	fs.StringVar(&o.outboxDir, "outbox-dir", "", "folder where messages are written as .eml files when no SMTP server is configured (default <data-dir>/outbox)")
@@ -140,14 +136,11 @@ func parseFlags(args []string) (*options, error) {
 }
 
 func (o *options) validate() error {
-	switch o.storeKind {
-	case embedded.Kind:
-	case "ldap", "scim":
-		if o.storeConfig == "" {
-			return fmt.Errorf("--store=%s needs --store-config", o.storeKind)
-		}
-	default:
-		return fmt.Errorf("--store: unknown store %q (want embedded, ldap or scim)", o.storeKind)
+	switch open := storeOpeners()[o.storeKind]; {
+	case open == nil:
+		return fmt.Errorf("--store: unknown store %q (want one of %s)", o.storeKind, strings.Join(storeKinds(), ", "))
+	case o.storeKind != embedded.Kind && o.storeConfig == "":
+		return fmt.Errorf("--store=%s needs --store-config", o.storeKind)
 	}
 	if o.outboxDir == "" {
 		o.outboxDir = filepath.Join(o.dataDir, "outbox")
@@ -260,26 +253,27 @@ func restConfig(path string) (*rest.Config, error) {
 	return ctrl.GetConfig()
 }
 
-// openStore builds the store the flags ask for.
-func openStore(o *options) (store.Store, error) {
-	switch o.storeKind {
-	case embedded.Kind:
-		return embedded.Open(o.dataDir)
-	case ldap.Kind:
-		cfg, err := ldap.LoadConfig(o.storeConfig)
-		if err != nil {
-			return nil, fmt.Errorf("--store-config: %w", err)
-		}
-		return ldap.Open(cfg)
-	case scim.Kind:
-		s, err := scim.Open(context.Background(), o.storeConfig)
-		if err != nil {
-			return nil, err
-		}
-		return s, nil
+// storeOpeners opens each kind of store by the flags: the one list of the
+// kinds the manager knows.
+func storeOpeners() map[string]func(o *options) (store.Store, error) {
+	return map[string]func(o *options) (store.Store, error){
+		embedded.Kind: func(o *options) (store.Store, error) { return embedded.Open(o.dataDir) },
+		ldap.Kind: func(o *options) (store.Store, error) {
+			cfg, err := ldap.LoadConfig(o.storeConfig)
+			if err != nil {
+				return nil, fmt.Errorf("--store-config: %w", err)
+			}
+			return ldap.Open(cfg)
+		},
+		scim.Kind: func(o *options) (store.Store, error) { return scim.Open(context.Background(), o.storeConfig) },
 	}
-	return nil, fmt.Errorf("--store: unknown store %q", o.storeKind)
 }
+
+// openStore opens the store the flags ask for.
+func (o *options) openStore() (store.Store, error) { return storeOpeners()[o.storeKind](o) }
+
+// storeKinds are the kinds --store takes, sorted.
+func storeKinds() []string { return slices.Sorted(maps.Keys(storeOpeners())) }
 
 // invitations builds what the User controller needs to email links.
 func (o *options) invitations() (*controllers.Invitations, error) {
@@ -298,26 +292,18 @@ func (o *options) invitations() (*controllers.Invitations, error) {
 	}, nil
 }
 
-// addWebPages serves the invitation and password pages on every replica;
+// pages serves the invitation and password pages on every replica;
 // --web-bind-address=0 turns them off here (another replica or deployment
 // serves them).
-func (o *options) addWebPages(mgr ctrl.Manager, st store.Store, m *invitation.Metrics) error {
-	if err := web.IndexRecords(context.Background(), mgr.GetFieldIndexer()); err != nil {
-		return fmt.Errorf("indexing token records: %w", err)
-	}
+func (o *options) pages(m *invitation.Metrics) *controllers.Pages {
 	if o.webBindAddress == "0" {
 		return nil
 	}
-	pages, err := web.New(web.Config{
-		Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), Store: st, Policy: o.policy,
-		ProductName: o.productName, PublicURL: o.publicURLParsed,
+	return &controllers.Pages{Addr: o.webBindAddress, Config: web.Config{
+		Policy: o.policy, ProductName: o.productName, PublicURL: o.publicURLParsed,
 		SubmissionsPerMinute: o.webSubmissions, ClientIPHeader: o.webClientIPHeader,
 		Metrics: m, Log: ctrl.Log.WithName("web"),
-	})
-	if err != nil {
-		return err
-	}
-	return mgr.Add(&web.Runnable{Addr: o.webBindAddress, Handler: pages})
+	}}
 }
 
 func main() {
@@ -346,7 +332,7 @@ func run(args []string) error {
 		return err
 	}
 
-	backend, err := openStore(o)
+	backend, err := o.openStore()
 	if err != nil {
 		return fmt.Errorf("opening the %s store: %w", o.storeKind, err)
 	}
@@ -371,70 +357,30 @@ func run(args []string) error {
 		PprofBindAddress:       o.pprofAddress,
 		LeaderElection:         o.leaderElect,
 		LeaderElectionID:       "roster.iam.roster.dev",
-		Cache: cache.Options{
-			// Fields no controller reads stay out of the cache, which keeps
-			// it small at 100,000 Users.
-			DefaultTransform: cachetrim.Transform,
-			// Only the token records Roster writes are cached, never the
-			// cluster's other Secrets.
-			ByObject: map[client.Object]cache.ByObject{&corev1.Secret{}: {Label: invitation.SecretSelector()}},
-		},
+		Cache:                  controllers.CacheOptions(),
 	})
 	if err != nil {
 		return fmt.Errorf("creating the manager: %w", err)
 	}
 
-	if err := controllers.SetupIndexes(context.Background(), mgr.GetFieldIndexer()); err != nil {
-		return fmt.Errorf("setting up cache indexes: %w", err)
-	}
 	invitations, err := o.invitations()
 	if err != nil {
 		return err
 	}
-	if err := (&controllers.UserReconciler{
-		Client:                  mgr.GetClient(),
-		Store:                   st,
-		Recorder:                mgr.GetEventRecorder("roster"),
-		Clock:                   clock.RealClock{},
-		DefaultRole:             o.defaultRole,
-		MaxConcurrentReconciles: o.userConcurrency,
-		Invitations:             invitations,
-		// One listing of the store per period instead of a read per User.
-		Drift: &controllers.UserDrift{
-			Client: mgr.GetClient(), Store: st, DefaultRole: o.defaultRole, Period: o.resyncPeriod,
-			Metrics: controllers.NewDriftMetrics(metrics.Registry), Log: ctrl.Log.WithName("drift"),
-		},
-	}).SetupWithManager(mgr); err != nil {
-		return fmt.Errorf("setting up the User controller: %w", err)
-	}
-	// The Group controller also registers the indexes the User controller
-	// reads to show each User's groups.
-	if err := (&controllers.GroupReconciler{
-		Client:                  mgr.GetClient(),
-		Store:                   st,
-		Recorder:                mgr.GetEventRecorder("roster"),
-		ResyncPeriod:            o.resyncPeriod,
-		MaxConcurrentReconciles: o.groupConcurrency,
-	}).SetupWithManager(mgr); err != nil {
-		return fmt.Errorf("setting up the Group controller: %w", err)
-	}
-	if err := o.addWebPages(mgr, st, invitations.Metrics); err != nil {
+	_, err = controllers.Setup(mgr, controllers.Deps{
+		Store:             st,
+		DefaultRole:       o.defaultRole,
+		ResyncPeriod:      o.resyncPeriod,
+		UserConcurrency:   o.userConcurrency,
+		GroupConcurrency:  o.groupConcurrency,
+		ImportConcurrency: o.importParallel,
+		ImportWorkers:     o.importWorkers,
+		Invitations:       invitations,
+		ImportSource:      controllers.SourceLoader{MaxBytes: o.importMaxBytes},
+		Pages:             o.pages(invitations.Metrics),
+	})
+	if err != nil {
 		return err
-	}
-	if err := (&controllers.UserImportReconciler{
-		Client: mgr.GetClient(),
-		Source: &controllers.SourceLoader{
-			Reader:   mgr.GetAPIReader(),
-			HTTP:     &http.Client{Timeout: 10 * time.Minute},
-			MaxBytes: o.importMaxBytes,
-			TempDir:  os.TempDir(),
-		},
-		Recorder:                mgr.GetEventRecorder("roster"),
-		Clock:                   clock.RealClock{},
-		Workers:                 o.importWorkers,
-		MaxConcurrentReconciles: o.importParallel,
-	}).SetupWithManager(mgr); err != nil {
-		return fmt.Errorf("setting up the UserImport controller: %w", err)
 	}
 
 	if err := mgr.AddHealthzCheck("healthz", healthz.Ping); err != nil {

@@ -109,7 +109,7 @@ func TestOpenStoreFailsClearly(t *testing.T) {
 	if err != nil {
 		t.Fatalf("parseFlags: %v", err)
 	}
-	if _, err := openStore(o); err == nil || !strings.Contains(err.Error(), "/proc/roster-cannot-exist") {
+	if _, err := o.openStore(); err == nil || !strings.Contains(err.Error(), "/proc/roster-cannot-exist") {
 		t.Errorf("openStore error = %v, want one naming the folder", err)
 	}
 }

@@ -1,13 +1,23 @@
 package controllers
 
 import (
+	"context"
 	"errors"
+	"fmt"
 	"math/rand/v2"
 	"time"
 
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/client-go/tools/events"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
 
+	"roster.dev/roster/api/v1alpha1"
+	"roster.dev/roster/internal/status"
 	"roster.dev/roster/internal/store"
 )
 
@@ -46,4 +56,102 @@ func recordEvent(rec events.EventRecorder, obj runtime.Object, typ, reason, acti
 	if rec != nil {
 		rec.Eventf(obj, nil, typ, reason, action, format, args...)
 	}
+}
+
+// requeueOnConflict turns an optimistic-lock conflict into a quiet requeue:
+// the cache had not caught up with a write yet.
+func requeueOnConflict(err error) (ctrl.Result, error) {
+	if apierrors.IsConflict(err) {
+		return ctrl.Result{RequeueAfter: time.Second}, nil
+	}
+	return ctrl.Result{}, err
+}
+
+// patchStatus is the deferred end of every pass: the one status write,
+// made only when the pass changed the status, its error joined to the
+// pass's.
+func patchStatus(ctx context.Context, c client.Client, obj, base client.Object, st, baseStatus any, retErr *error) {
+	if err := status.Patch(ctx, c, obj, base, st, baseStatus); err != nil {
+		*retErr = errors.Join(*retErr, fmt.Errorf("patching status: %w", err))
+	}
+}
+
+// ensureFinalizer adds Roster's finalizer before anything is written to the
+// store, so that no store object can outlive its resource unnoticed. base,
+// the copy the status patch is computed from, follows the new metadata.
+func ensureFinalizer(ctx context.Context, c client.Client, obj, base client.Object) error {
+	if controllerutil.ContainsFinalizer(obj, v1alpha1.Finalizer) {
+		return nil
+	}
+	before := obj.DeepCopyObject().(client.Object)
+	controllerutil.AddFinalizer(obj, v1alpha1.Finalizer)
+	if err := c.Patch(ctx, obj, client.MergeFromWithOptions(before, client.MergeFromWithOptimisticLock{})); err != nil {
+		return fmt.Errorf("adding finalizer: %w", err)
+	}
+	base.SetFinalizers(obj.GetFinalizers())
+	base.SetResourceVersion(obj.GetResourceVersion())
+	return nil
+}
+
+// removeFinalizer lets the resource go once its store object is dealt with.
+func removeFinalizer(ctx context.Context, c client.Client, obj client.Object) error {
+	before := obj.DeepCopyObject().(client.Object)
+	controllerutil.RemoveFinalizer(obj, v1alpha1.Finalizer)
+	if err := c.Patch(ctx, obj, client.MergeFromWithOptions(before, client.MergeFromWithOptimisticLock{})); err != nil {
+		return fmt.Errorf("removing finalizer: %w", client.IgnoreNotFound(err))
+	}
+	return nil
+}
+
+// holdsBefore orders two resources competing for one thing in the store (an
+// email address, an external ID): one already in the store first, then the
+// older (creation times are only precise to the second), then the lower
+// namespace/name, so that every reconciler picks the same holder.
+func holdsBefore(a, b client.Object, aInStore, bInStore bool) bool {
+	if aInStore != bInStore {
+		return aInStore
+	}
+	if at, bt := a.GetCreationTimestamp(), b.GetCreationTimestamp(); !at.Equal(&bt) {
+		return at.Before(&bt)
+	}
+	if a.GetNamespace() != b.GetNamespace() {
+		return a.GetNamespace() < b.GetNamespace()
+	}
+	return a.GetName() < b.GetName()
+}
+
+// outcome is how a pass ends, in words for people: the first step that
+// fails or stalls sets it, and computeStatus sets it otherwise.
+type outcome struct {
+	summary *status.Summary
+}
+
+func (o *outcome) set(state status.State, reason, format string, args ...any) {
+	o.summary = &status.Summary{State: state, Reason: reason, Message: fmt.Sprintf(format, args...)}
+}
+
+// storeFailed records a failed store call and returns the error for
+// backoff. what names the object ("user", "group").
+func (o *outcome) storeFailed(what, storeKind, doing string, err error) error {
+	reason := ReasonStoreError
+	if errors.Is(err, store.ErrUnavailable) {
+		reason = ReasonStoreUnavailable
+	}
+	o.set(status.Progressing, reason, "Failed %s the %s in the %s store, retrying: %v.", doing, what, storeKind, err)
+	return fmt.Errorf("%s the %s in the store: %w", doing, what, err)
+}
+
+// retrying reports a failed pass that no step explained.
+func (o *outcome) retrying(err error) {
+	o.set(status.Progressing, ReasonStoreError, "Reconciling failed, retrying: %v.", err)
+}
+
+// apply writes the outcome into the conditions and marks the generation
+// observed; a pass without an outcome (stopped early) leaves both alone.
+func (o *outcome) apply(conds *[]metav1.Condition, observedGeneration *int64, gen int64) {
+	if o.summary == nil {
+		return
+	}
+	status.Apply(conds, gen, *o.summary)
+	*observedGeneration = gen
 }

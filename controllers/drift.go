@@ -111,7 +111,7 @@ func (d *UserDrift) Pass(ctx context.Context) (DriftReport, error) {
 				continue
 			}
 			listed[string(user.UID)] = struct{}{}
-			if fields := StoreDrift(user, &page[i], d.DefaultRole); len(fields) > 0 {
+			if fields := storeDrift(user, &page[i], d.DefaultRole); len(fields) > 0 {
 				rep.Differ++
 				d.Log.V(1).Info("Store user differs", "user", client.ObjectKeyFromObject(user), "fields", fields)
 				if err := d.send(ctx, user); err != nil {
@@ -179,7 +179,7 @@ type DriftMetrics struct {
 }
 
 // NewDriftMetrics registers the drift metrics with reg.
-func NewDriftMetrics(reg prometheus.Registerer) *DriftMetrics {
+func newDriftMetrics(reg prometheus.Registerer) *DriftMetrics {
 	m := &DriftMetrics{
 		passes: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "roster_drift_passes_total",

@@ -4,17 +4,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"maps"
-	"slices"
 	"strings"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
-	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/tools/events"
 	"k8s.io/client-go/util/workqueue"
 	ctrl "sigs.k8s.io/controller-runtime"
@@ -25,6 +21,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/event"
 	"sigs.k8s.io/controller-runtime/pkg/handler"
 	"sigs.k8s.io/controller-runtime/pkg/log"
+	"sigs.k8s.io/controller-runtime/pkg/predicate"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
 	"roster.dev/roster/api/v1alpha1"
@@ -47,6 +44,8 @@ type GroupReconciler struct {
 	// MaxStatusMembers caps status.members (MaxStatusMembers when zero);
 	// memberCount always counts every member.
 	MaxStatusMembers int
+
+	only predicate.Predicate // see Deps.Only
 }
 
 // Reasons a Group reports in conditions and events, besides the ones it
@@ -67,13 +66,9 @@ const (
 
 // groupPass is what one reconcile pass observed; status is computed from it.
 type groupPass struct {
+	outcome
 	observed   *store.Group // the store group, nil when it is not in the store
-	membership *Membership  // nil until resolved
-	summary    *status.Summary
-}
-
-func (p *groupPass) set(state status.State, reason, format string, args ...any) {
-	p.summary = &status.Summary{State: state, Reason: reason, Message: fmt.Sprintf(format, args...)}
+	membership *memberSet   // nil until resolved
 }
 
 // Reconcile brings one Group's store group to its spec and members.
@@ -87,15 +82,13 @@ func (r *GroupReconciler) Reconcile(ctx context.Context, req ctrl.Request) (resu
 	pass := &groupPass{}
 	defer func() {
 		r.computeStatus(group, pass, retErr)
-		if err := status.Patch(ctx, r.Client, group, base, group.Status, base.Status); err != nil {
-			retErr = errors.Join(retErr, fmt.Errorf("patching status: %w", err))
-		}
+		patchStatus(ctx, r.Client, group, base, group.Status, base.Status, &retErr)
 	}()
 
 	if !group.DeletionTimestamp.IsZero() {
 		return requeueOnConflict(r.reconcileDelete(ctx, group, pass))
 	}
-	if err := r.ensureFinalizer(ctx, group, base); err != nil {
+	if err := ensureFinalizer(ctx, r.Client, group, base); err != nil {
 		return requeueOnConflict(err)
 	}
 	selector, err := r.validate(group, pass)
@@ -128,30 +121,15 @@ func (r *GroupReconciler) Reconcile(ctx context.Context, req ctrl.Request) (resu
 	return ctrl.Result{RequeueAfter: r.resyncAfter()}, nil
 }
 
-// ensureFinalizer adds the finalizer before anything is written to the
-// store, so that no store group can outlive its Group unnoticed.
-func (r *GroupReconciler) ensureFinalizer(ctx context.Context, group, base *v1alpha1.Group) error {
-	if controllerutil.ContainsFinalizer(group, v1alpha1.Finalizer) {
-		return nil
-	}
-	before := group.DeepCopy()
-	controllerutil.AddFinalizer(group, v1alpha1.Finalizer)
-	if err := r.Patch(ctx, group, client.MergeFromWithOptions(before, client.MergeFromWithOptimisticLock{})); err != nil {
-		return fmt.Errorf("adding finalizer: %w", err)
-	}
-	base.ObjectMeta = *group.ObjectMeta.DeepCopy()
-	return nil
-}
-
 // validate checks what the schema cannot and returns the parsed selector. A
 // Group that fails is Stalled and changes nothing in the store.
 func (r *GroupReconciler) validate(group *v1alpha1.Group, pass *groupPass) (labels.Selector, error) {
-	selector, err := MemberSelector(group)
+	selector, err := parseMemberSelector(group)
 	if err != nil {
 		pass.set(status.Stalled, ReasonInvalidSpec, "spec.memberSelector is not a valid label selector: %v.", err)
 		return nil, reconcile.TerminalError(fmt.Errorf("spec.memberSelector: %w", err))
 	}
-	if bad := InvalidMemberNames(group); len(bad) > 0 {
+	if bad := invalidMemberNames(group); len(bad) > 0 {
 		pass.set(status.Stalled, ReasonInvalidSpec, "Not valid User names: %s.", nameList(bad, 5))
 		return nil, reconcile.TerminalError(fmt.Errorf("invalid member names: %s", strings.Join(bad, ", ")))
 	}
@@ -166,7 +144,7 @@ func (r *GroupReconciler) externalIDOwner(ctx context.Context, group *v1alpha1.G
 		return nil, nil
 	}
 	var list v1alpha1.GroupList
-	if err := r.List(ctx, &list, client.MatchingFields{GroupExternalIDIndex: group.Spec.ExternalID}); err != nil {
+	if err := r.List(ctx, &list, client.MatchingFields{groupExternalIDIndex: group.Spec.ExternalID}); err != nil {
 		return nil, fmt.Errorf("listing Groups with the same external ID: %w", err)
 	}
 	owner := group
@@ -181,46 +159,12 @@ func (r *GroupReconciler) externalIDOwner(ctx context.Context, group *v1alpha1.G
 	return owner, nil
 }
 
-// resolveMembers finds the effective members in the cache: each User
-// spec.members names, the Users the selector matches in the namespace, and
-// the Users whose spec.groups names the Group (by index).
-func (r *GroupReconciler) resolveMembers(ctx context.Context, group *v1alpha1.Group, selector labels.Selector, pass *groupPass) error {
-	var candidates []*v1alpha1.User
-	for _, name := range group.Spec.Members {
-		u := &v1alpha1.User{}
-		err := r.Get(ctx, types.NamespacedName{Namespace: group.Namespace, Name: name}, u)
-		switch {
-		case apierrors.IsNotFound(err):
-			continue
-		case err != nil:
-			return fmt.Errorf("getting member %s: %w", name, err)
-		}
-		candidates = append(candidates, u)
-	}
-	lists := []client.ListOption{client.MatchingFields{UserGroupsIndex: group.Name}}
-	if group.Spec.MemberSelector != nil {
-		lists = append(lists, client.MatchingLabelsSelector{Selector: selector})
-	}
-	for _, opt := range lists {
-		var list v1alpha1.UserList
-		if err := r.List(ctx, &list, client.InNamespace(group.Namespace), opt); err != nil {
-			return fmt.Errorf("listing member Users: %w", err)
-		}
-		for i := range list.Items {
-			candidates = append(candidates, &list.Items[i])
-		}
-	}
-	m := EffectiveMembers(group, selector, candidates)
-	pass.membership = &m
-	return nil
-}
-
 // observe reads the store group afresh: by store ID when one is known, else
 // by its name.
 func (r *GroupReconciler) observe(ctx context.Context, group *v1alpha1.Group, pass *groupPass) (err error) {
 	pass.observed, err = observeStore(group.Status.StoreID,
 		func() (store.Group, error) { return r.Store.GetGroup(ctx, group.Status.StoreID) },
-		func() (store.Group, error) { return r.Store.FindGroupByName(ctx, StoreGroupName(group)) })
+		func() (store.Group, error) { return r.Store.FindGroupByName(ctx, storeGroupName(group)) })
 	return err
 }
 
@@ -229,7 +173,7 @@ func (r *GroupReconciler) ensureInStore(ctx context.Context, group *v1alpha1.Gro
 	if pass.observed != nil {
 		return nil
 	}
-	desired := DesiredStoreGroup(group)
+	desired := desiredStoreGroup(group)
 	if desired.DisplayName == "" {
 		desired.DisplayName = group.Name
 	}
@@ -244,7 +188,7 @@ func (r *GroupReconciler) ensureInStore(ctx context.Context, group *v1alpha1.Gro
 }
 
 func (r *GroupReconciler) ensureUpToDate(ctx context.Context, group *v1alpha1.Group, pass *groupPass) error {
-	update := store.GroupDiff(DesiredStoreGroup(group), *pass.observed)
+	update := store.GroupDiff(desiredStoreGroup(group), *pass.observed)
 	if update.IsEmpty() {
 		return nil
 	}
@@ -300,10 +244,8 @@ func (r *GroupReconciler) reconcileDelete(ctx context.Context, group *v1alpha1.G
 		}
 		r.event(group, corev1.EventTypeNormal, ReasonDeleted, "Delete", "Deleted the group from the store; its members stay.")
 	}
-	before := group.DeepCopy()
-	controllerutil.RemoveFinalizer(group, v1alpha1.Finalizer)
-	if err := r.Patch(ctx, group, client.MergeFromWithOptions(before, client.MergeFromWithOptimisticLock{})); err != nil {
-		return fmt.Errorf("removing finalizer: %w", client.IgnoreNotFound(err))
+	if err := removeFinalizer(ctx, r.Client, group); err != nil {
+		return err
 	}
 	pass.observed = nil
 	return nil
@@ -324,12 +266,7 @@ func (r *GroupReconciler) refusedOrFailed(group *v1alpha1.Group, pass *groupPass
 // storeFailed records a failed store call on the pass and returns the error
 // for backoff.
 func (r *GroupReconciler) storeFailed(pass *groupPass, doing string, err error) error {
-	reason := ReasonStoreError
-	if errors.Is(err, store.ErrUnavailable) {
-		reason = ReasonStoreUnavailable
-	}
-	pass.set(status.Progressing, reason, "Failed %s the group in the %s store, retrying: %v.", doing, r.Store.Kind(), err)
-	return fmt.Errorf("%s the group in the store: %w", doing, err)
+	return pass.storeFailed("group", r.Store.Kind(), doing, err)
 }
 
 // computeStatus is the one place the status is written from what the pass
@@ -344,7 +281,7 @@ func (r *GroupReconciler) computeStatus(group *v1alpha1.Group, pass *groupPass, 
 		if limit <= 0 {
 			limit = MaxStatusMembers
 		}
-		members, truncated := TruncateMembers(m.Members, limit, maxStatusMembersBytes)
+		members, truncated := truncateMembers(m.Members, limit, maxStatusMembersBytes)
 		st.Members = members
 		st.MemberCount = int32(len(m.Members))
 		setMembersConditions(st, group.Generation, m, truncated)
@@ -353,7 +290,7 @@ func (r *GroupReconciler) computeStatus(group *v1alpha1.Group, pass *groupPass, 
 	if pass.summary == nil {
 		switch {
 		case err != nil:
-			pass.set(status.Progressing, ReasonStoreError, "Reconciling failed, retrying: %v.", err)
+			pass.retrying(err)
 		case !group.DeletionTimestamp.IsZero(), pass.membership == nil:
 			return // being deleted, or stopped early by a conflict: the next pass reports
 		default:
@@ -361,13 +298,12 @@ func (r *GroupReconciler) computeStatus(group *v1alpha1.Group, pass *groupPass, 
 				r.Store.Kind(), len(pass.membership.StoreIDs))
 		}
 	}
-	status.Apply(&st.Conditions, group.Generation, *pass.summary)
-	st.ObservedGeneration = group.Generation
+	pass.apply(&st.Conditions, &st.ObservedGeneration, group.Generation)
 }
 
 // setMembersConditions reports members that are missing or not in the store
 // yet, and a member list cut short.
-func setMembersConditions(st *v1alpha1.GroupStatus, gen int64, m *Membership, truncated bool) {
+func setMembersConditions(st *v1alpha1.GroupStatus, gen int64, m *memberSet, truncated bool) {
 	resolved := metav1.Condition{
 		Type: v1alpha1.ConditionMembersResolved, Status: metav1.ConditionTrue, ObservedGeneration: gen,
 		Reason: ReasonMembersResolved, Message: "Every member is a User in the store.",
@@ -412,18 +348,8 @@ func (r *GroupReconciler) resyncAfter() time.Duration { return jittered(r.Resync
 // wait for.
 func (r *GroupReconciler) SetupWithManager(mgr ctrl.Manager) error {
 	return ctrl.NewControllerManagedBy(mgr).
-		For(&v1alpha1.Group{}, builder.WithPredicates(specChangedOrDeleting())).
-		Watches(&v1alpha1.User{}, handler.Funcs{
-			CreateFunc: func(ctx context.Context, e event.CreateEvent, q workqueue.TypedRateLimitingInterface[reconcile.Request]) {
-				r.enqueueGroupsOf(ctx, q, e.Object, nil)
-			},
-			UpdateFunc: func(ctx context.Context, e event.UpdateEvent, q workqueue.TypedRateLimitingInterface[reconcile.Request]) {
-				r.enqueueGroupsOf(ctx, q, e.ObjectOld, e.ObjectNew)
-			},
-			DeleteFunc: func(ctx context.Context, e event.DeleteEvent, q workqueue.TypedRateLimitingInterface[reconcile.Request]) {
-				r.enqueueGroupsOf(ctx, q, e.Object, nil)
-			},
-		}).
+		For(&v1alpha1.Group{}, builder.WithPredicates(forPredicates(r.only, specChangedOrDeleting())...)).
+		Watches(&v1alpha1.User{}, r.userEvents()).
 		Watches(&v1alpha1.Group{}, handler.Funcs{
 			UpdateFunc: func(ctx context.Context, e event.UpdateEvent, q workqueue.TypedRateLimitingInterface[reconcile.Request]) {
 				old, cur := e.ObjectOld.(*v1alpha1.Group), e.ObjectNew.(*v1alpha1.Group)
@@ -442,49 +368,12 @@ func (r *GroupReconciler) SetupWithManager(mgr ctrl.Manager) error {
 		Complete(r)
 }
 
-// enqueueGroupsOf re-queues exactly the Groups a User event affects. For a
-// creation or deletion (cur nil) that is every Group the User belongs to.
-// For an update it is the Groups it joined or left (labels or spec.groups
-// changed) or, when its store ID changed or its deletion began, every Group
-// it belongs to before or after, since their store membership changes.
-func (r *GroupReconciler) enqueueGroupsOf(ctx context.Context, q workqueue.TypedRateLimitingInterface[reconcile.Request], prev, cur client.Object) {
-	before, ok := prev.(*v1alpha1.User)
-	if !ok {
-		return
-	}
-	if after, ok := cur.(*v1alpha1.User); ok && !membershipMayDiffer(before, after) {
-		return // a status write or a change that does not touch membership
-	}
-	groupsBefore, err := groupsOfUser(ctx, r.Client, before)
-	if err != nil {
-		log.FromContext(ctx).Error(err, "Finding the Groups of a User", "user", client.ObjectKeyFromObject(before))
-		return
-	}
-	affected := groupsBefore
-	if after, ok := cur.(*v1alpha1.User); ok {
-		groupsAfter, err := groupsOfUser(ctx, r.Client, after)
-		if err != nil {
-			log.FromContext(ctx).Error(err, "Finding the Groups of a User", "user", client.ObjectKeyFromObject(after))
-			return
-		}
-		storeChanged := before.Status.StoreID != after.Status.StoreID ||
-			before.DeletionTimestamp.IsZero() != after.DeletionTimestamp.IsZero()
-		affected = symmetricDifference(groupsBefore, groupsAfter)
-		if storeChanged {
-			affected = union(groupsBefore, groupsAfter)
-		}
-	}
-	for _, name := range affected {
-		q.Add(reconcile.Request{NamespacedName: types.NamespacedName{Namespace: before.Namespace, Name: name}})
-	}
-}
-
 func (r *GroupReconciler) enqueueSharingExternalID(ctx context.Context, q workqueue.TypedRateLimitingInterface[reconcile.Request], group *v1alpha1.Group) {
 	if group.Spec.ExternalID == "" {
 		return
 	}
 	var list v1alpha1.GroupList
-	if err := r.List(ctx, &list, client.MatchingFields{GroupExternalIDIndex: group.Spec.ExternalID}); err != nil {
+	if err := r.List(ctx, &list, client.MatchingFields{groupExternalIDIndex: group.Spec.ExternalID}); err != nil {
 		log.FromContext(ctx).Error(err, "Listing Groups with the same external ID")
 		return
 	}
@@ -495,11 +384,17 @@ func (r *GroupReconciler) enqueueSharingExternalID(ctx context.Context, q workqu
 	}
 }
 
-// membershipMayDiffer reports whether a User update can change which Groups
-// it belongs to or what its Groups write to the store.
-func membershipMayDiffer(before, after *v1alpha1.User) bool {
-	return !maps.Equal(before.Labels, after.Labels) ||
-		!slices.Equal(before.Spec.Groups, after.Spec.Groups) ||
-		before.Status.StoreID != after.Status.StoreID ||
-		before.DeletionTimestamp.IsZero() != after.DeletionTimestamp.IsZero()
+// GroupExternalIDIndex indexes Groups by spec.externalID, across
+// namespaces: the external ID is unique within the store.
+const groupExternalIDIndex = "spec.externalID"
+
+// externalIDIndexes are the indexes for external ID ownership, for
+// setupIndexes.
+func externalIDIndexes() []fieldIndex {
+	return []fieldIndex{{&v1alpha1.Group{}, groupExternalIDIndex, func(o client.Object) []string {
+		if ext := o.(*v1alpha1.Group).Spec.ExternalID; ext != "" {
+			return []string{ext}
+		}
+		return nil
+	}}}
 }

@@ -33,11 +33,11 @@ func TestEffectiveMembers(t *testing.T) {
 		members    []string
 		selector   *metav1.LabelSelector
 		candidates []*v1alpha1.User
-		want       Membership
+		want       memberSet
 	}{
 		{
 			name: "no members",
-			want: Membership{},
+			want: memberSet{},
 		},
 		{
 			name:     "the union of the three routes, each counted once",
@@ -50,7 +50,7 @@ func TestEffectiveMembers(t *testing.T) {
 				user("linus", "id-linus", nil, "eng"),
 				user("grace", "id-grace", map[string]string{"team": "eng"}, "eng"),
 			},
-			want: Membership{
+			want: memberSet{
 				Members:  []string{"ada", "alan", "grace", "linus"},
 				StoreIDs: []string{"id-ada", "id-alan", "id-grace", "id-linus"},
 			},
@@ -63,26 +63,26 @@ func TestEffectiveMembers(t *testing.T) {
 				user("other-group", "id-og", nil, "ops"),
 				elsewhere,
 			},
-			want: Membership{},
+			want: memberSet{},
 		},
 		{
 			name:       "a named User that does not exist is missing",
 			members:    []string{"ada", "ghost", "bob"},
 			candidates: []*v1alpha1.User{user("ada", "id-ada", nil)},
-			want:       Membership{Members: []string{"ada"}, StoreIDs: []string{"id-ada"}, Missing: []string{"bob", "ghost"}},
+			want:       memberSet{Members: []string{"ada"}, StoreIDs: []string{"id-ada"}, Missing: []string{"bob", "ghost"}},
 		},
 		{
 			name:       "a member not in the store yet is pending",
 			members:    []string{"ada", "new"},
 			candidates: []*v1alpha1.User{user("new", "", nil), user("ada", "id-ada", nil)},
-			want:       Membership{Members: []string{"ada", "new"}, StoreIDs: []string{"id-ada"}, Pending: []string{"new"}},
+			want:       memberSet{Members: []string{"ada", "new"}, StoreIDs: []string{"id-ada"}, Pending: []string{"new"}},
 		},
 		{
 			name:       "a User being deleted is no longer a member",
 			members:    []string{"leaving"},
 			selector:   &metav1.LabelSelector{MatchLabels: map[string]string{"team": "eng"}},
 			candidates: []*v1alpha1.User{leaving},
-			want:       Membership{},
+			want:       memberSet{},
 		},
 		{
 			name:     "an empty selector selects everyone",
@@ -90,7 +90,7 @@ func TestEffectiveMembers(t *testing.T) {
 			candidates: []*v1alpha1.User{
 				user("b", "id-b", nil), user("a", "id-a", map[string]string{"x": "y"}),
 			},
-			want: Membership{Members: []string{"a", "b"}, StoreIDs: []string{"id-a", "id-b"}},
+			want: memberSet{Members: []string{"a", "b"}, StoreIDs: []string{"id-a", "id-b"}},
 		},
 		{
 			name: "a set-based selector",
@@ -103,7 +103,7 @@ func TestEffectiveMembers(t *testing.T) {
 				user("temp", "id-temp", map[string]string{"team": "eng", "contractor": "yes"}),
 				user("sales", "id-sales", map[string]string{"team": "sales"}),
 			},
-			want: Membership{Members: []string{"ops"}, StoreIDs: []string{"id-ops"}},
+			want: memberSet{Members: []string{"ops"}, StoreIDs: []string{"id-ops"}},
 		},
 	}
 	for _, tc := range cases {
@@ -112,11 +112,11 @@ func TestEffectiveMembers(t *testing.T) {
 				ObjectMeta: metav1.ObjectMeta{Namespace: "team", Name: "eng"},
 				Spec:       v1alpha1.GroupSpec{Members: tc.members, MemberSelector: tc.selector},
 			}
-			sel, err := MemberSelector(g)
+			sel, err := parseMemberSelector(g)
 			if err != nil {
 				t.Fatalf("MemberSelector: %v", err)
 			}
-			got := EffectiveMembers(g, sel, tc.candidates)
+			got := effectiveMembers(g, sel, tc.candidates)
 			if diff := cmp.Diff(tc.want, got, cmpopts.EquateEmpty()); diff != "" {
 				t.Errorf("EffectiveMembers() mismatch (-want +got):\n%s", diff)
 			}
@@ -130,7 +130,7 @@ func TestGroupBeingDeletedHasNoMembers(t *testing.T) {
 		ObjectMeta: metav1.ObjectMeta{Namespace: "team", Name: "eng", DeletionTimestamp: &now},
 		Spec:       v1alpha1.GroupSpec{Members: []string{"ada"}},
 	}
-	if IsMemberOf(user("ada", "id", nil, "eng"), g, nil) {
+	if isMemberOf(user("ada", "id", nil, "eng"), g, nil) {
 		t.Error("IsMemberOf a Group being deleted = true, want false")
 	}
 }
@@ -139,7 +139,7 @@ func TestMemberSelectorInvalid(t *testing.T) {
 	g := &v1alpha1.Group{Spec: v1alpha1.GroupSpec{MemberSelector: &metav1.LabelSelector{
 		MatchLabels: map[string]string{"not a key!": "x"},
 	}}}
-	if _, err := MemberSelector(g); err == nil {
+	if _, err := parseMemberSelector(g); err == nil {
 		t.Error("MemberSelector of an invalid label key succeeded, want an error")
 	}
 }
@@ -147,7 +147,7 @@ func TestMemberSelectorInvalid(t *testing.T) {
 func TestInvalidMemberNames(t *testing.T) {
 	g := &v1alpha1.Group{Spec: v1alpha1.GroupSpec{Members: []string{"ada", "Not A Name", "grace.h", "-x"}}}
 	want := []string{`spec.members[1] "Not A Name"`, `spec.members[3] "-x"`}
-	if diff := cmp.Diff(want, InvalidMemberNames(g)); diff != "" {
+	if diff := cmp.Diff(want, invalidMemberNames(g)); diff != "" {
 		t.Errorf("InvalidMemberNames() mismatch (-want +got):\n%s", diff)
 	}
 }
@@ -176,7 +176,7 @@ func TestTruncateMembers(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			got, truncated := TruncateMembers(tc.names, tc.maxItems, tc.maxBytes)
+			got, truncated := truncateMembers(tc.names, tc.maxItems, tc.maxBytes)
 			if len(got) != tc.wantLen || truncated != tc.truncated {
 				t.Errorf("TruncateMembers() = %d names, truncated %v; want %d, %v", len(got), truncated, tc.wantLen, tc.truncated)
 			}
@@ -190,17 +190,17 @@ func TestTruncateMembers(t *testing.T) {
 func TestSetMembersConditions(t *testing.T) {
 	cases := []struct {
 		name       string
-		m          Membership
+		m          memberSet
 		truncated  bool
 		wantStatus metav1.ConditionStatus
 		wantReason string
 		wantText   []string
 	}{
-		{"resolved", Membership{Members: []string{"a"}}, false, metav1.ConditionTrue, ReasonMembersResolved, nil},
-		{"missing", Membership{Missing: []string{"ghost"}}, false, metav1.ConditionFalse, ReasonMembersMissing, []string{"spec.members", "ghost"}},
-		{"pending", Membership{Pending: []string{"new"}}, false, metav1.ConditionFalse, ReasonMembersPending, []string{"new"}},
-		{"missing wins the reason", Membership{Missing: []string{"ghost"}, Pending: []string{"new"}}, false, metav1.ConditionFalse, ReasonMembersMissing, []string{"ghost", "new"}},
-		{"truncated", Membership{Members: []string{"a", "b"}}, true, metav1.ConditionTrue, ReasonMembersResolved, nil},
+		{"resolved", memberSet{Members: []string{"a"}}, false, metav1.ConditionTrue, ReasonMembersResolved, nil},
+		{"missing", memberSet{Missing: []string{"ghost"}}, false, metav1.ConditionFalse, ReasonMembersMissing, []string{"spec.members", "ghost"}},
+		{"pending", memberSet{Pending: []string{"new"}}, false, metav1.ConditionFalse, ReasonMembersPending, []string{"new"}},
+		{"missing wins the reason", memberSet{Missing: []string{"ghost"}, Pending: []string{"new"}}, false, metav1.ConditionFalse, ReasonMembersMissing, []string{"ghost", "new"}},
+		{"truncated", memberSet{Members: []string{"a", "b"}}, true, metav1.ConditionTrue, ReasonMembersResolved, nil},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

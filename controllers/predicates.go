@@ -15,23 +15,25 @@ var requestAnnotations = []string{v1alpha1.ResendInvitationAnnotation, v1alpha1.
 // the start of a deletion and a new value of a request annotation. Status
 // writes and label-only changes do not wake the User's own reconciler.
 func userChanged() predicate.Predicate {
-	return predicate.Or(
-		predicate.GenerationChangedPredicate{},
-		predicate.Funcs{
-			CreateFunc:  func(event.CreateEvent) bool { return false },
-			DeleteFunc:  func(event.DeleteEvent) bool { return false },
-			GenericFunc: func(event.GenericEvent) bool { return false },
-			UpdateFunc: func(e event.UpdateEvent) bool {
-				if e.ObjectOld == nil || e.ObjectNew == nil {
-					return false
-				}
-				if e.ObjectOld.GetDeletionTimestamp().IsZero() && !e.ObjectNew.GetDeletionTimestamp().IsZero() {
-					return true
-				}
-				return requestAnnotationChanged(e.ObjectOld, e.ObjectNew)
-			},
+	return predicate.Or(predicate.GenerationChangedPredicate{}, updatesWhere(func(old, new client.Object) bool {
+		return deletionStarted(old, new) || requestAnnotationChanged(old, new)
+	}))
+}
+
+// updatesWhere passes the updates fn accepts, and no other event.
+func updatesWhere(fn func(old, new client.Object) bool) predicate.Funcs {
+	return predicate.Funcs{
+		CreateFunc:  func(event.CreateEvent) bool { return false },
+		DeleteFunc:  func(event.DeleteEvent) bool { return false },
+		GenericFunc: func(event.GenericEvent) bool { return false },
+		UpdateFunc: func(e event.UpdateEvent) bool {
+			return e.ObjectOld != nil && e.ObjectNew != nil && fn(e.ObjectOld, e.ObjectNew)
 		},
-	)
+	}
+}
+
+func deletionStarted(old, new client.Object) bool {
+	return old.GetDeletionTimestamp().IsZero() && !new.GetDeletionTimestamp().IsZero()
 }
 
 func requestAnnotationChanged(old, new client.Object) bool {
@@ -57,16 +59,5 @@ func onDelete() predicate.Predicate {
 // and the start of a deletion. Status writes and label changes do not wake
 // the object's own reconciler.
 func specChangedOrDeleting() predicate.Predicate {
-	return predicate.Or(
-		predicate.GenerationChangedPredicate{},
-		predicate.Funcs{
-			CreateFunc:  func(event.CreateEvent) bool { return false },
-			DeleteFunc:  func(event.DeleteEvent) bool { return false },
-			GenericFunc: func(event.GenericEvent) bool { return false },
-			UpdateFunc: func(e event.UpdateEvent) bool {
-				return e.ObjectOld != nil && e.ObjectNew != nil &&
-					e.ObjectOld.GetDeletionTimestamp().IsZero() && !e.ObjectNew.GetDeletionTimestamp().IsZero()
-			},
-		},
-	)
+	return predicate.Or(predicate.GenerationChangedPredicate{}, updatesWhere(deletionStarted))
 }

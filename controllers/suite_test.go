@@ -6,41 +6,34 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"net/http/httptest"
-	netmail "net/mail"
-	"net/url"
 	"os"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"sigs.k8s.io/controller-runtime/pkg/predicate"
+
+	"roster.dev/roster/controllers/controllerstest"
+
 	"github.com/prometheus/client_golang/prometheus"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/watch"
-	"k8s.io/utils/clock"
 	ctrl "sigs.k8s.io/controller-runtime"
-	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/client/interceptor"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
-	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
-	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
 	"roster.dev/roster/api/v1alpha1"
 	"roster.dev/roster/controllers"
-	"roster.dev/roster/internal/cachetrim"
 	"roster.dev/roster/internal/invitation"
-	"roster.dev/roster/internal/mail"
 	"roster.dev/roster/internal/mail/mailtest"
-	"roster.dev/roster/internal/password"
 	"roster.dev/roster/internal/store"
 	"roster.dev/roster/internal/store/embedded"
 	"roster.dev/roster/internal/testenv"
-	"roster.dev/roster/internal/web"
 )
 
 // The suite runs one control plane and one manager; each test works in a
@@ -103,129 +96,47 @@ func runSuite(m *testing.M) int {
 	backend = &faultyStore{Store: emb}
 	storeMetrics = store.NewMetrics(prometheus.NewRegistry())
 
-	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
-		Scheme:  scheme,
-		Metrics: metricsserver.Options{BindAddress: "0"},
-		Cache: cache.Options{
-			DefaultTransform: cachetrim.Transform,
-			ByObject:         map[client.Object]cache.ByObject{&corev1.Secret{}: {Label: invitation.SecretSelector()}},
-		},
-	})
+	mgr, err := controllerstest.NewManager(cfg)
 	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
-	}
-	if err := controllers.SetupIndexes(context.Background(), mgr.GetFieldIndexer()); err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}
 
 	// Emails go through a real SMTP conversation (STARTTLS, AUTH PLAIN) to
-	// a server in this process.
-	if smtpServer, err = mailtest.Start(false); err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
-	}
-	defer smtpServer.Close()
-	sender, err := mail.NewSMTP(mail.SMTPConfig{
-		URL: smtpServer.URL, Password: mailtest.Password, TLSConfig: smtpServer.ClientTLS,
-		From: &netmail.Address{Name: "Roster Test", Address: "roster@example.com"}, Timeout: 10 * time.Second,
-	})
+	// a server in this process, and the pages listen on a loopback port.
+	inv, err := controllerstest.NewInvitations()
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}
-	templates, err := mail.LoadTemplates("")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
-	}
-	linkMetrics = invitation.NewMetrics(prometheus.NewRegistry())
-	st := store.Instrument(backend, storeMetrics, nil)
+	defer inv.Close()
+	smtpServer, webURL, linkMetrics = inv.SMTP, inv.URL, inv.Config.Metrics
 
-	// The pages, served the way main serves them: a runnable that needs no
-	// leader, on the manager's cache.
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
-	}
-	webURL = "http://" + ln.Addr().String()
-	publicURL, _ := url.Parse(webURL)
-	if err := web.IndexRecords(context.Background(), mgr.GetFieldIndexer()); err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
-	}
-	pages, err := web.New(web.Config{
-		Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), Store: st,
-		Policy: password.Default(), ProductName: "Roster Test", PublicURL: publicURL,
-		SubmissionsPerMinute: 1000, Metrics: linkMetrics, Log: ctrl.Log.WithName("web"),
-	})
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
-	}
-	if err := mgr.Add(&web.Runnable{Listener: ln, Handler: pages}); err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
-	}
-	ur := &controllers.UserReconciler{
-		Client:                  countingClient(mgr.GetClient()),
-		Store:                   st,
-		Recorder:                mgr.GetEventRecorder("roster"),
-		Clock:                   clock.RealClock{},
-		DefaultRole:             defaultRole,
-		ResyncPeriod:            time.Second,
-		MaxConcurrentReconciles: 4,
-		Invitations: &controllers.Invitations{
-			Templates: templates, Sender: sender, PublicURL: publicURL, ProductName: "Roster Test",
-			InvitationTTL: 7 * 24 * time.Hour, ResetTTL: time.Hour, Metrics: linkMetrics,
-		},
-	}
-	if err := ur.SetupWithManager(mgr); err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
-	}
 	importTLS = httptest.NewTLSServer(http.HandlerFunc(serveImportFile))
 	defer importTLS.Close()
-	importReconciler = &controllers.UserImportReconciler{
-		Client: countingClient(mgr.GetClient()),
-		Source: &controllers.SourceLoader{
-			Reader:   mgr.GetAPIReader(),
-			HTTP:     importTLS.Client(),
-			MaxBytes: 8 << 20,
-			TempDir:  dir,
-		},
-		Recorder: mgr.GetEventRecorder("roster"),
-		Clock:    clock.RealClock{},
-		Workers:  8,
-	}
-	// Imports in namespaces starting with "manual-" are left to the test,
-	// which drives the reconciler itself to interrupt it.
-	err = ctrl.NewControllerManagedBy(mgr).For(&v1alpha1.UserImport{}).Named("userimport").
-		Complete(reconcile.Func(func(ctx context.Context, req reconcile.Request) (reconcile.Result, error) {
-			if strings.HasPrefix(req.Namespace, "manual-") {
-				return reconcile.Result{}, nil
-			}
-			return importReconciler.Reconcile(ctx, req)
-		}))
+	reconcilers, err := controllers.Setup(mgr, controllers.Deps{
+		Store:             store.Instrument(backend, storeMetrics, nil),
+		Client:            countingClient(mgr.GetClient()),
+		Registry:          prometheus.NewRegistry(),
+		DefaultRole:       defaultRole,
+		ResyncPeriod:      time.Second,
+		UserConcurrency:   4,
+		GroupConcurrency:  2,
+		ImportConcurrency: 2,
+		ImportWorkers:     8,
+		MaxStatusMembers:  statusMembersLimit,
+		Invitations:       inv.Config,
+		Pages:             inv.Pages,
+		ImportSource:      controllers.SourceLoader{HTTP: importTLS.Client(), MaxBytes: 8 << 20, TempDir: dir},
+		// Objects in namespaces starting with "manual-" are left to the
+		// test, which drives the import reconciler itself to interrupt it.
+		Only: predicate.NewPredicateFuncs(func(o client.Object) bool { return !strings.HasPrefix(o.GetNamespace(), "manual-") }),
+	})
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}
-
-	gr := &controllers.GroupReconciler{
-		Client:                  countingClient(mgr.GetClient()),
-		Store:                   store.Instrument(backend, storeMetrics, nil),
-		Recorder:                mgr.GetEventRecorder("roster"),
-		ResyncPeriod:            time.Second,
-		MaxConcurrentReconciles: 2,
-		MaxStatusMembers:        statusMembersLimit,
-	}
-	if err := gr.SetupWithManager(mgr); err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
-	}
+	importReconciler = reconcilers.Import
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	go func() {

@@ -2,14 +2,11 @@ package controllers
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"slices"
 	"strings"
-	"time"
 
 	corev1 "k8s.io/api/core/v1"
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/client-go/tools/events"
 	"k8s.io/utils/clock"
 	ctrl "sigs.k8s.io/controller-runtime"
@@ -18,7 +15,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/controller"
 	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
 	"sigs.k8s.io/controller-runtime/pkg/handler"
-	"sigs.k8s.io/controller-runtime/pkg/log"
+	"sigs.k8s.io/controller-runtime/pkg/predicate"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 	crsource "sigs.k8s.io/controller-runtime/pkg/source"
 
@@ -38,18 +35,17 @@ type UserReconciler struct {
 
 	// DefaultRole applies to Users that set no role.
 	DefaultRole string
-	// ResyncPeriod is how often an unchanged User is compared with the store
-	// again, one read per User; each User's period is jittered by up to a
-	// tenth. Zero leaves the comparison to Drift.
-	ResyncPeriod time.Duration
 	// Drift, when set, is the store-wide comparison that wakes the Users
 	// whose store user differs; SetupWithManager adds it to the manager.
+	// Users are not compared with the store one by one.
 	Drift *UserDrift
 	// MaxConcurrentReconciles bounds the workers.
 	MaxConcurrentReconciles int
 	// Invitations configures the invitation and password reset emails; nil
 	// sends none.
 	Invitations *Invitations
+
+	only predicate.Predicate // see Deps.Only
 }
 
 // Reasons used in conditions and the matching events.
@@ -75,17 +71,13 @@ const (
 
 // userPass is what one reconcile pass observed; status is computed from it.
 type userPass struct {
+	outcome
 	observed *store.User // the store user, nil when it is not in the store
 	origin   v1alpha1.UserOrigin
-	summary  *status.Summary // set by a step that failed or stalled
-	links    *linkPass       // the token records, once observed
+	links    *linkPass // the token records, once observed
 
 	groups         []string // effective Groups, sorted
 	groupsResolved bool     // groups was computed this pass
-}
-
-func (p *userPass) set(state status.State, reason, format string, args ...any) {
-	p.summary = &status.Summary{State: state, Reason: reason, Message: fmt.Sprintf(format, args...)}
 }
 
 // Reconcile brings one User's store user to its spec and reports what it saw.
@@ -99,15 +91,13 @@ func (r *UserReconciler) Reconcile(ctx context.Context, req ctrl.Request) (resul
 	pass := &userPass{origin: user.Status.Origin}
 	defer func() {
 		r.computeStatus(user, pass, retErr)
-		if err := status.Patch(ctx, r.Client, user, base, user.Status, base.Status); err != nil {
-			retErr = errors.Join(retErr, fmt.Errorf("patching status: %w", err))
-		}
+		patchStatus(ctx, r.Client, user, base, user.Status, base.Status, &retErr)
 	}()
 
 	if !user.DeletionTimestamp.IsZero() {
 		return requeueOnConflict(r.reconcileDelete(ctx, user, pass))
 	}
-	if err := r.ensureFinalizer(ctx, user, base); err != nil {
+	if err := ensureFinalizer(ctx, r.Client, user, base); err != nil {
 		return requeueOnConflict(err)
 	}
 	if err := r.validate(user, pass); err != nil {
@@ -143,21 +133,6 @@ func (r *UserReconciler) Reconcile(ctx context.Context, req ctrl.Request) (resul
 	return ctrl.Result{RequeueAfter: r.nextCheck(pass)}, nil
 }
 
-// ensureFinalizer adds the finalizer before anything is written to the store,
-// so that no store user can outlive its User unnoticed.
-func (r *UserReconciler) ensureFinalizer(ctx context.Context, user, base *v1alpha1.User) error {
-	if controllerutil.ContainsFinalizer(user, v1alpha1.Finalizer) {
-		return nil
-	}
-	before := user.DeepCopy()
-	controllerutil.AddFinalizer(user, v1alpha1.Finalizer)
-	if err := r.Patch(ctx, user, client.MergeFromWithOptions(before, client.MergeFromWithOptimisticLock{})); err != nil {
-		return fmt.Errorf("adding finalizer: %w", err)
-	}
-	base.ObjectMeta = *user.ObjectMeta.DeepCopy()
-	return nil
-}
-
 // validate checks what the API server's schema cannot.
 func (r *UserReconciler) validate(user *v1alpha1.User, pass *userPass) error {
 	if tz := user.Spec.TimeZone; tz != "" {
@@ -171,44 +146,11 @@ func (r *UserReconciler) validate(user *v1alpha1.User, pass *userPass) error {
 
 // sameEmail lists the other Users, in any namespace, with this User's email.
 func (r *UserReconciler) sameEmail(ctx context.Context, user *v1alpha1.User) ([]v1alpha1.User, error) {
-	users, err := UsersWithEmail(ctx, r.Client, user.Spec.Email)
+	users, err := usersWithEmail(ctx, r.Client, user.Spec.Email)
 	if err != nil {
 		return nil, err
 	}
 	return slices.DeleteFunc(users, func(u v1alpha1.User) bool { return u.UID == user.UID }), nil
-}
-
-// emailHolder returns the User among others that holds the address instead
-// of user, or nil when user holds it. A User being deleted still holds its
-// address until it is gone, so that its store user is removed before
-// another User can claim the address.
-func emailHolder(user *v1alpha1.User, others []v1alpha1.User) *v1alpha1.User {
-	holder := user
-	for i := range others {
-		if holdsEmailBefore(&others[i], holder) {
-			holder = &others[i]
-		}
-	}
-	if holder == user {
-		return nil
-	}
-	return holder
-}
-
-// holdsEmailBefore orders Users competing for an address: one already
-// provisioned first, then the older, then the lower namespace/name, so that
-// every reconciler picks the same holder.
-func holdsEmailBefore(a, b *v1alpha1.User) bool {
-	if ap, bp := a.Status.StoreID != "", b.Status.StoreID != ""; ap != bp {
-		return ap
-	}
-	if !a.CreationTimestamp.Equal(&b.CreationTimestamp) {
-		return a.CreationTimestamp.Before(&b.CreationTimestamp)
-	}
-	if a.Namespace != b.Namespace {
-		return a.Namespace < b.Namespace
-	}
-	return a.Name < b.Name
 }
 
 // duplicateOf records that another User holds the address.
@@ -264,7 +206,7 @@ func (r *UserReconciler) ensureInStore(ctx context.Context, user *v1alpha1.User,
 	if pass.observed != nil {
 		return nil
 	}
-	desired := DesiredStoreUser(user, r.DefaultRole)
+	desired := desiredStoreUser(user, r.DefaultRole)
 	desired.ExternalID = string(user.UID)
 	created, err := r.Store.CreateUser(ctx, desired)
 	if err != nil {
@@ -276,7 +218,7 @@ func (r *UserReconciler) ensureInStore(ctx context.Context, user *v1alpha1.User,
 }
 
 func (r *UserReconciler) ensureUpToDate(ctx context.Context, user *v1alpha1.User, pass *userPass) error {
-	update := store.UserDiff(DesiredStoreUser(user, r.DefaultRole), *pass.observed)
+	update := store.UserDiff(desiredStoreUser(user, r.DefaultRole), *pass.observed)
 	if update.IsEmpty() {
 		return nil
 	}
@@ -285,7 +227,7 @@ func (r *UserReconciler) ensureUpToDate(ctx context.Context, user *v1alpha1.User
 		return err
 	}
 	pass.observed = &updated
-	switch fields := ChangedFields(update); {
+	switch fields := changedFields(update); {
 	case update.Disabled != nil && *update.Disabled:
 		r.event(user, corev1.EventTypeNormal, ReasonDeactivated, "Deactivate", "Deactivated the user in the store; they can no longer log in.")
 	case update.Disabled != nil:
@@ -311,7 +253,7 @@ func (r *UserReconciler) reconcileDelete(ctx context.Context, user *v1alpha1.Use
 			return r.storeFailed(pass, "reading", err)
 		}
 		if r.claim(user, others, pass) == nil && pass.observed != nil {
-			if policy := EffectiveDeletionPolicy(user, pass.origin); policy == v1alpha1.DeletionPolicyDelete {
+			if policy := effectiveDeletionPolicy(user, pass.origin); policy == v1alpha1.DeletionPolicyDelete {
 				// DeleteUser also removes the user from every store group.
 				if err := r.Store.DeleteUser(ctx, pass.observed.ID); err != nil {
 					return r.storeFailed(pass, "deleting", err)
@@ -326,10 +268,8 @@ func (r *UserReconciler) reconcileDelete(ctx context.Context, user *v1alpha1.Use
 			}
 		}
 	}
-	before := user.DeepCopy()
-	controllerutil.RemoveFinalizer(user, v1alpha1.Finalizer)
-	if err := r.Patch(ctx, user, client.MergeFromWithOptions(before, client.MergeFromWithOptimisticLock{})); err != nil {
-		return fmt.Errorf("removing finalizer: %w", client.IgnoreNotFound(err))
+	if err := removeFinalizer(ctx, r.Client, user); err != nil {
+		return err
 	}
 	pass.observed = nil
 	return nil
@@ -338,12 +278,7 @@ func (r *UserReconciler) reconcileDelete(ctx context.Context, user *v1alpha1.Use
 // storeFailed records a failed store call on the pass and returns the error
 // for backoff.
 func (r *UserReconciler) storeFailed(pass *userPass, doing string, err error) error {
-	reason := ReasonStoreError
-	if errors.Is(err, store.ErrUnavailable) {
-		reason = ReasonStoreUnavailable
-	}
-	pass.set(status.Progressing, reason, "Failed %s the user in the %s store, retrying: %v.", doing, r.Store.Kind(), err)
-	return fmt.Errorf("%s the user in the store: %w", doing, err)
+	return pass.storeFailed("user", r.Store.Kind(), doing, err)
 }
 
 // computeStatus is the one place the status is written from what the pass
@@ -355,7 +290,7 @@ func (r *UserReconciler) computeStatus(user *v1alpha1.User, pass *userPass, err 
 	if pass.observed != nil {
 		st.StoreID = pass.observed.ID
 		st.Origin = pass.origin
-		st.Phase = PhaseOf(pass.observed)
+		st.Phase = phaseOf(pass.observed)
 		st.LastLoginAt = timePtr(pass.observed.LastLoginAt)
 	} else if err == nil || st.Phase == "" {
 		// Not in the store, or not known because the store did not answer.
@@ -369,7 +304,7 @@ func (r *UserReconciler) computeStatus(user *v1alpha1.User, pass *userPass, err 
 	if pass.summary == nil {
 		switch {
 		case err != nil:
-			pass.set(status.Progressing, ReasonStoreError, "Reconciling failed, retrying: %v.", err)
+			pass.retrying(err)
 		case !user.DeletionTimestamp.IsZero():
 			return
 		case pass.origin == v1alpha1.UserAdopted:
@@ -379,15 +314,12 @@ func (r *UserReconciler) computeStatus(user *v1alpha1.User, pass *userPass, err 
 			pass.set(status.Ready, ReasonProvisioned, "The user is in the %s store.", r.Store.Kind())
 		}
 	}
-	status.Apply(&st.Conditions, user.Generation, *pass.summary)
-	st.ObservedGeneration = user.Generation
+	pass.apply(&st.Conditions, &st.ObservedGeneration, user.Generation)
 }
 
 func (r *UserReconciler) event(user *v1alpha1.User, typ, reason, action, format string, args ...any) {
 	recordEvent(r.Recorder, user, typ, reason, action, format, args...)
 }
-
-func (r *UserReconciler) resyncAfter() time.Duration { return jittered(r.ResyncPeriod) }
 
 // SetupWithManager registers the controller: it reacts to spec changes,
 // request annotations and used links, wakes the Users that share an email
@@ -395,7 +327,7 @@ func (r *UserReconciler) resyncAfter() time.Duration { return jittered(r.ResyncP
 // It needs the indexes of SetupIndexes.
 func (r *UserReconciler) SetupWithManager(mgr ctrl.Manager) error {
 	b := ctrl.NewControllerManagedBy(mgr).
-		For(&v1alpha1.User{}, builder.WithPredicates(userChanged())).
+		For(&v1alpha1.User{}, builder.WithPredicates(forPredicates(r.only, userChanged())...)).
 		Watches(&v1alpha1.User{}, handler.EnqueueRequestsFromMapFunc(r.usersSharingEmail), builder.WithPredicates(onDelete())).
 		// A token record changes when a person uses a link on the web pages.
 		Owns(&corev1.Secret{}).
@@ -409,32 +341,4 @@ func (r *UserReconciler) SetupWithManager(mgr ctrl.Manager) error {
 		}
 	}
 	return b.Complete(r)
-}
-
-func (r *UserReconciler) usersSharingEmail(ctx context.Context, obj client.Object) []reconcile.Request {
-	user, ok := obj.(*v1alpha1.User)
-	if !ok {
-		return nil
-	}
-	users, err := UsersWithEmail(ctx, r.Client, user.Spec.Email)
-	if err != nil {
-		log.FromContext(ctx).Error(err, "Listing Users with the same email")
-		return nil
-	}
-	reqs := make([]reconcile.Request, 0, len(users))
-	for i := range users {
-		if users[i].UID != user.UID {
-			reqs = append(reqs, reconcile.Request{NamespacedName: client.ObjectKeyFromObject(&users[i])})
-		}
-	}
-	return reqs
-}
-
-// requeueOnConflict turns an optimistic-lock conflict into a quiet requeue:
-// the cache had not caught up with a write yet.
-func requeueOnConflict(err error) (ctrl.Result, error) {
-	if apierrors.IsConflict(err) {
-		return ctrl.Result{RequeueAfter: time.Second}, nil
-	}
-	return ctrl.Result{}, err
 }

@@ -9,8 +9,6 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/log"
 
 	"roster.dev/roster/api/v1alpha1"
@@ -77,12 +75,12 @@ func lastHandled(user *v1alpha1.User, p invitation.Purpose, rec *invitation.Reco
 	return v
 }
 
-func (r *UserReconciler) linkInput(user *v1alpha1.User, pass *userPass, p invitation.Purpose) LinkInput {
+func (r *UserReconciler) linkInput(user *v1alpha1.User, pass *userPass, p invitation.Purpose) linkState {
 	rec := pass.links.record(p)
-	return LinkInput{
+	return linkState{
 		Passwords:   r.Store.Capabilities().Passwords,
 		Invite:      user.InviteEnabled(),
-		Phase:       PhaseOf(pass.observed),
+		Phase:       phaseOf(pass.observed),
 		Record:      rec,
 		Request:     user.Annotations[requestAnnotation(p)],
 		LastHandled: lastHandled(user, p, rec),
@@ -109,7 +107,7 @@ func (r *UserReconciler) ensureLinks(ctx context.Context, user *v1alpha1.User, p
 	}
 	for _, p := range invitation.Purposes {
 		secret := &corev1.Secret{}
-		err := r.Get(ctx, types.NamespacedName{Namespace: user.Namespace, Name: invitation.SecretName(p, string(user.UID))}, secret)
+		err := r.Get(ctx, invitation.SecretKey(user, p), secret)
 		if apierrors.IsNotFound(err) {
 			continue
 		}
@@ -128,9 +126,9 @@ func (r *UserReconciler) ensureLinks(ctx context.Context, user *v1alpha1.User, p
 
 	for _, p := range invitation.Purposes {
 		in := r.linkInput(user, pass, p)
-		action := InvitationAction(in)
+		action := invitationAction(in)
 		if p == invitation.PurposeReset {
-			action = ResetAction(in)
+			action = resetAction(in)
 		}
 		switch {
 		case action.Send:
@@ -225,19 +223,7 @@ func (r *UserReconciler) sendLink(ctx context.Context, user *v1alpha1.User, pass
 func (r *UserReconciler) writeRecord(ctx context.Context, user *v1alpha1.User, lp *linkPass, p invitation.Purpose, rec invitation.Record) error {
 	secret := lp.secrets[p]
 	if secret == nil {
-		secret = &corev1.Secret{
-			ObjectMeta: metav1.ObjectMeta{
-				Namespace: user.Namespace,
-				Name:      invitation.SecretName(p, string(user.UID)),
-				Labels: map[string]string{
-					invitation.LabelManagedBy: invitation.ManagedBy,
-					invitation.LabelPurpose:   string(p),
-					invitation.LabelUserUID:   string(user.UID),
-				},
-				OwnerReferences: []metav1.OwnerReference{*metav1.NewControllerRef(user, v1alpha1.GroupVersion.WithKind("User"))},
-			},
-			Type: corev1.SecretTypeOpaque,
-		}
+		secret = invitation.NewSecret(user, p)
 		rec.WriteTo(secret)
 		if err := r.Create(ctx, secret); err != nil {
 			if apierrors.IsAlreadyExists(err) {
@@ -265,7 +251,7 @@ func (r *UserReconciler) computeLinkStatus(user *v1alpha1.User, pass *userPass) 
 	}
 	st := &user.Status
 	inv, reset := lp.record(invitation.PurposeInvitation), lp.record(invitation.PurposeReset)
-	st.Invitation = InvitationStatus(inv)
+	st.Invitation = invitationStatus(inv)
 	if reset != nil && !reset.SentAt.IsZero() {
 		st.PasswordResetAt = metaTime(reset.SentAt)
 	}
@@ -281,7 +267,7 @@ func (r *UserReconciler) computeLinkStatus(user *v1alpha1.User, pass *userPass) 
 	}
 
 	in := r.linkInput(user, pass, invitation.PurposeInvitation)
-	cond := InvitationCondition(in, r.Store.Kind(), r.Clock.Now())
+	cond := invitationConditionOf(in, r.Store.Kind(), r.Clock.Now())
 	if cond == nil {
 		meta.RemoveStatusCondition(&st.Conditions, v1alpha1.ConditionInvitation)
 		return
@@ -294,17 +280,16 @@ func (r *UserReconciler) computeLinkStatus(user *v1alpha1.User, pass *userPass) 
 	meta.SetStatusCondition(&st.Conditions, *cond)
 }
 
-// nextCheck is when the User should be looked at again: at the next resync,
-// or sooner when the outstanding invitation expires then, so that the
-// Invitation condition says so on time.
+// nextCheck is when the User should be looked at again without a change:
+// when the outstanding invitation expires, so that the Invitation condition
+// says so on time. Differences from the store are found by the drift pass.
 func (r *UserReconciler) nextCheck(pass *userPass) time.Duration {
-	after := r.resyncAfter()
 	rec := pass.links.record(invitation.PurposeInvitation)
 	if rec == nil || rec.Hash == nil || rec.SentAt.IsZero() {
-		return after
+		return 0
 	}
-	if until := rec.ExpiresAt.Sub(r.Clock.Now()) + time.Second; until > 0 && (after == 0 || until < after) {
+	if until := rec.ExpiresAt.Sub(r.Clock.Now()) + time.Second; until > 0 {
 		return until
 	}
-	return after
+	return 0
 }

@@ -28,7 +28,7 @@ const (
 )
 
 // LinkInput is what decides whether a pass emails a link.
-type LinkInput struct {
+type linkState struct {
 	// Passwords is true when the store accepts passwords.
 	Passwords bool
 	// Invite is spec.invite.
@@ -45,10 +45,10 @@ type LinkInput struct {
 
 // requested reports whether the request annotation holds a value not yet
 // acted on.
-func (in LinkInput) requested() bool { return in.Request != "" && in.Request != in.LastHandled }
+func (in linkState) requested() bool { return in.Request != "" && in.Request != in.LastHandled }
 
 // LinkAction is what a pass does about one purpose's link.
-type LinkAction struct {
+type linkAction struct {
 	// Send issues a fresh token (voiding the older one) and emails it.
 	Send bool
 	// Revoke voids the outstanding token without sending another.
@@ -62,8 +62,8 @@ type LinkAction struct {
 // once, send a fresh one on request, revoke it when spec.invite turns false.
 // Nothing here depends on time, so a resync that observes nothing new does
 // nothing.
-func InvitationAction(in LinkInput) LinkAction {
-	var a LinkAction
+func invitationAction(in linkState) linkAction {
+	var a linkAction
 	switch {
 	case !in.Passwords:
 		if in.requested() {
@@ -95,8 +95,8 @@ func InvitationAction(in LinkInput) LinkAction {
 
 // ResetAction decides what a pass does about a password reset: send a link
 // once per new value of the request annotation, to Active users only.
-func ResetAction(in LinkInput) LinkAction {
-	var a LinkAction
+func resetAction(in linkState) linkAction {
+	var a linkAction
 	switch {
 	case !in.requested():
 	case !in.Passwords:
@@ -113,7 +113,7 @@ func ResetAction(in LinkInput) LinkAction {
 
 // InvitationCondition says where the invitation stands, or nil when there is
 // nothing to say (the user is not in the store yet).
-func InvitationCondition(in LinkInput, storeKind string, now time.Time) *metav1.Condition {
+func invitationConditionOf(in linkState, storeKind string, now time.Time) *metav1.Condition {
 	c := func(status metav1.ConditionStatus, reason, format string, args ...any) *metav1.Condition {
 		return &metav1.Condition{Type: v1alpha1.ConditionInvitation, Status: status, Reason: reason, Message: fmt.Sprintf(format, args...)}
 	}
@@ -148,7 +148,7 @@ func InvitationCondition(in LinkInput, storeKind string, now time.Time) *metav1.
 }
 
 // InvitationStatus is status.invitation as the record shows it.
-func InvitationStatus(rec *invitation.Record) *v1alpha1.InvitationStatus {
+func invitationStatus(rec *invitation.Record) *v1alpha1.InvitationStatus {
 	if rec == nil || (rec.SendCount == 0 && rec.CompletedAt.IsZero()) {
 		return nil
 	}

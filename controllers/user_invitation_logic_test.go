@@ -31,65 +31,65 @@ func TestInvitationAction(t *testing.T) {
 	}()
 	revoked := func() *invitation.Record { r := sent(""); r.Revoke(now); return r }()
 	expired := func() *invitation.Record { r := sent(""); r.ExpiresAt = now.Add(-time.Minute); return r }()
-	base := LinkInput{Passwords: true, Invite: true, Phase: v1alpha1.UserInvited}
-	with := func(f func(*LinkInput)) LinkInput { in := base; f(&in); return in }
+	base := linkState{Passwords: true, Invite: true, Phase: v1alpha1.UserInvited}
+	with := func(f func(*linkState)) linkState { in := base; f(&in); return in }
 	cases := []struct {
 		reason string
-		in     LinkInput
-		want   LinkAction
+		in     linkState
+		want   linkAction
 	}{
-		{"never sent: send", base, LinkAction{Send: true}},
-		{"sent: a resync does nothing", with(func(in *LinkInput) { in.Record = sent("") }), LinkAction{}},
-		{"expired: not resent by itself", with(func(in *LinkInput) { in.Record = expired }), LinkAction{}},
-		{"issued but not marked sent (a failed send or a crash): send", with(func(in *LinkInput) { in.Record = unsent }), LinkAction{Send: true}},
-		{"a new resend request: send", with(func(in *LinkInput) { in.Record = sent(""); in.Request = "2" }), LinkAction{Send: true}},
-		{"a handled resend request: nothing", with(func(in *LinkInput) { in.Record = sent("2"); in.Request = "2"; in.LastHandled = "2" }), LinkAction{}},
-		{"invite turned off: revoke", with(func(in *LinkInput) { in.Invite = false; in.Record = sent("") }), LinkAction{Revoke: true}},
-		{"invite off and already revoked: nothing", with(func(in *LinkInput) { in.Invite = false; in.Record = revoked }), LinkAction{}},
-		{"invite off from the start: nothing", with(func(in *LinkInput) { in.Invite = false }), LinkAction{}},
-		{"invite back on after a revoke: send", with(func(in *LinkInput) { in.Record = revoked }), LinkAction{Send: true}},
-		{"Active: nothing", with(func(in *LinkInput) { in.Phase = v1alpha1.UserActive; in.Record = sent("") }), LinkAction{}},
-		{"deactivated: nothing", with(func(in *LinkInput) { in.Phase = v1alpha1.UserInactive }), LinkAction{}},
-		{"no passwords: nothing", with(func(in *LinkInput) { in.Passwords = false }), LinkAction{}},
+		{"never sent: send", base, linkAction{Send: true}},
+		{"sent: a resync does nothing", with(func(in *linkState) { in.Record = sent("") }), linkAction{}},
+		{"expired: not resent by itself", with(func(in *linkState) { in.Record = expired }), linkAction{}},
+		{"issued but not marked sent (a failed send or a crash): send", with(func(in *linkState) { in.Record = unsent }), linkAction{Send: true}},
+		{"a new resend request: send", with(func(in *linkState) { in.Record = sent(""); in.Request = "2" }), linkAction{Send: true}},
+		{"a handled resend request: nothing", with(func(in *linkState) { in.Record = sent("2"); in.Request = "2"; in.LastHandled = "2" }), linkAction{}},
+		{"invite turned off: revoke", with(func(in *linkState) { in.Invite = false; in.Record = sent("") }), linkAction{Revoke: true}},
+		{"invite off and already revoked: nothing", with(func(in *linkState) { in.Invite = false; in.Record = revoked }), linkAction{}},
+		{"invite off from the start: nothing", with(func(in *linkState) { in.Invite = false }), linkAction{}},
+		{"invite back on after a revoke: send", with(func(in *linkState) { in.Record = revoked }), linkAction{Send: true}},
+		{"Active: nothing", with(func(in *linkState) { in.Phase = v1alpha1.UserActive; in.Record = sent("") }), linkAction{}},
+		{"deactivated: nothing", with(func(in *linkState) { in.Phase = v1alpha1.UserInactive }), linkAction{}},
+		{"no passwords: nothing", with(func(in *linkState) { in.Passwords = false }), linkAction{}},
 	}
 	for _, tc := range cases {
 		t.Run(tc.reason, func(t *testing.T) {
-			if diff := cmp.Diff(tc.want, InvitationAction(tc.in)); diff != "" {
+			if diff := cmp.Diff(tc.want, invitationAction(tc.in)); diff != "" {
 				t.Errorf("InvitationAction (-want +got):\n%s", diff)
 			}
 		})
 	}
-	for _, in := range []LinkInput{
-		with(func(in *LinkInput) { in.Phase = v1alpha1.UserActive; in.Request = "x" }),
-		with(func(in *LinkInput) { in.Phase = v1alpha1.UserInactive; in.Request = "x" }),
-		with(func(in *LinkInput) { in.Invite = false; in.Request = "x" }),
-		with(func(in *LinkInput) { in.Passwords = false; in.Request = "x" }),
+	for _, in := range []linkState{
+		with(func(in *linkState) { in.Phase = v1alpha1.UserActive; in.Request = "x" }),
+		with(func(in *linkState) { in.Phase = v1alpha1.UserInactive; in.Request = "x" }),
+		with(func(in *linkState) { in.Invite = false; in.Request = "x" }),
+		with(func(in *linkState) { in.Passwords = false; in.Request = "x" }),
 	} {
-		if a := InvitationAction(in); a.Send || a.Decline == "" {
+		if a := invitationAction(in); a.Send || a.Decline == "" {
 			t.Errorf("a resend request that cannot be acted on (%+v) gives %+v, want it declined", in, a)
 		}
 	}
 }
 
 func TestResetAction(t *testing.T) {
-	base := LinkInput{Passwords: true, Invite: true, Phase: v1alpha1.UserActive, Request: "r1"}
-	with := func(f func(*LinkInput)) LinkInput { in := base; f(&in); return in }
+	base := linkState{Passwords: true, Invite: true, Phase: v1alpha1.UserActive, Request: "r1"}
+	with := func(f func(*linkState)) linkState { in := base; f(&in); return in }
 	cases := []struct {
 		reason   string
-		in       LinkInput
+		in       linkState
 		send     bool
 		declined bool
 	}{
 		{"a new request for an Active user: send", base, true, false},
-		{"no request: nothing", with(func(in *LinkInput) { in.Request = "" }), false, false},
-		{"a handled request: nothing", with(func(in *LinkInput) { in.LastHandled = "r1" }), false, false},
-		{"not activated yet: declined", with(func(in *LinkInput) { in.Phase = v1alpha1.UserInvited }), false, true},
-		{"deactivated: declined", with(func(in *LinkInput) { in.Phase = v1alpha1.UserInactive }), false, true},
-		{"no passwords: declined", with(func(in *LinkInput) { in.Passwords = false }), false, true},
+		{"no request: nothing", with(func(in *linkState) { in.Request = "" }), false, false},
+		{"a handled request: nothing", with(func(in *linkState) { in.LastHandled = "r1" }), false, false},
+		{"not activated yet: declined", with(func(in *linkState) { in.Phase = v1alpha1.UserInvited }), false, true},
+		{"deactivated: declined", with(func(in *linkState) { in.Phase = v1alpha1.UserInactive }), false, true},
+		{"no passwords: declined", with(func(in *linkState) { in.Passwords = false }), false, true},
 	}
 	for _, tc := range cases {
 		t.Run(tc.reason, func(t *testing.T) {
-			a := ResetAction(tc.in)
+			a := resetAction(tc.in)
 			if a.Send != tc.send || (a.Decline != "") != tc.declined || a.Revoke {
 				t.Errorf("ResetAction = %+v, want send=%v declined=%v", a, tc.send, tc.declined)
 			}
@@ -128,27 +128,27 @@ func TestInvitationCondition(t *testing.T) {
 	accepted := func() *invitation.Record { r := sent(""); r.Claim(now); r.Complete(now); return r }()
 	expired := func() *invitation.Record { r := sent(""); r.ExpiresAt = now.Add(-time.Minute); return r }()
 	revoked := func() *invitation.Record { r := sent(""); r.Revoke(now); return r }()
-	base := LinkInput{Passwords: true, Invite: true, Phase: v1alpha1.UserInvited}
-	with := func(f func(*LinkInput)) LinkInput { in := base; f(&in); return in }
+	base := linkState{Passwords: true, Invite: true, Phase: v1alpha1.UserInvited}
+	with := func(f func(*linkState)) linkState { in := base; f(&in); return in }
 	cases := []struct {
 		reason string
-		in     LinkInput
+		in     linkState
 		want   string
 		status metav1.ConditionStatus
 	}{
 		{"not sent", base, ReasonInvitationPending, metav1.ConditionFalse},
-		{"sent", with(func(in *LinkInput) { in.Record = sent("") }), ReasonInvitationSent, metav1.ConditionTrue},
-		{"expired", with(func(in *LinkInput) { in.Record = expired }), ReasonInvitationExpired, metav1.ConditionFalse},
-		{"revoked", with(func(in *LinkInput) { in.Invite = false; in.Record = revoked }), ReasonInvitationRevoked, metav1.ConditionFalse},
-		{"never wanted", with(func(in *LinkInput) { in.Invite = false }), ReasonInvitationDisabled, metav1.ConditionFalse},
-		{"accepted", with(func(in *LinkInput) { in.Phase = v1alpha1.UserActive; in.Record = accepted }), ReasonInvitationAccepted, metav1.ConditionTrue},
-		{"activated by a login", with(func(in *LinkInput) { in.Phase = v1alpha1.UserActive; in.Record = sent("") }), ReasonActivatedWithoutLink, metav1.ConditionTrue},
-		{"deactivated", with(func(in *LinkInput) { in.Phase = v1alpha1.UserInactive }), ReasonDeactivatedNoInvite, metav1.ConditionFalse},
-		{"no passwords", with(func(in *LinkInput) { in.Passwords = false }), ReasonPasswordsNotSupported, metav1.ConditionFalse},
+		{"sent", with(func(in *linkState) { in.Record = sent("") }), ReasonInvitationSent, metav1.ConditionTrue},
+		{"expired", with(func(in *linkState) { in.Record = expired }), ReasonInvitationExpired, metav1.ConditionFalse},
+		{"revoked", with(func(in *linkState) { in.Invite = false; in.Record = revoked }), ReasonInvitationRevoked, metav1.ConditionFalse},
+		{"never wanted", with(func(in *linkState) { in.Invite = false }), ReasonInvitationDisabled, metav1.ConditionFalse},
+		{"accepted", with(func(in *linkState) { in.Phase = v1alpha1.UserActive; in.Record = accepted }), ReasonInvitationAccepted, metav1.ConditionTrue},
+		{"activated by a login", with(func(in *linkState) { in.Phase = v1alpha1.UserActive; in.Record = sent("") }), ReasonActivatedWithoutLink, metav1.ConditionTrue},
+		{"deactivated", with(func(in *linkState) { in.Phase = v1alpha1.UserInactive }), ReasonDeactivatedNoInvite, metav1.ConditionFalse},
+		{"no passwords", with(func(in *linkState) { in.Passwords = false }), ReasonPasswordsNotSupported, metav1.ConditionFalse},
 	}
 	for _, tc := range cases {
 		t.Run(tc.reason, func(t *testing.T) {
-			c := InvitationCondition(tc.in, "embedded", now)
+			c := invitationConditionOf(tc.in, "embedded", now)
 			if c == nil || c.Reason != tc.want || c.Status != tc.status {
 				t.Fatalf("InvitationCondition = %+v, want reason %s and status %s", c, tc.want, tc.status)
 			}
@@ -157,17 +157,17 @@ func TestInvitationCondition(t *testing.T) {
 			}
 		})
 	}
-	if c := InvitationCondition(LinkInput{Phase: v1alpha1.UserPending}, "embedded", now); c != nil {
+	if c := invitationConditionOf(linkState{Phase: v1alpha1.UserPending}, "embedded", now); c != nil {
 		t.Errorf("a user not in the store has an Invitation condition: %+v", c)
 	}
 }
 
 func TestInvitationStatus(t *testing.T) {
-	if got := InvitationStatus(nil); got != nil {
+	if got := invitationStatus(nil); got != nil {
 		t.Errorf("InvitationStatus(nil) = %+v, want nil", got)
 	}
 	rec := sent("")
-	got := InvitationStatus(rec)
+	got := invitationStatus(rec)
 	want := &v1alpha1.InvitationStatus{SendCount: 1, SentAt: metaTime(rec.SentAt), ExpiresAt: metaTime(rec.ExpiresAt)}
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("InvitationStatus (-want +got):\n%s", diff)

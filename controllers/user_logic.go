@@ -11,7 +11,7 @@ import (
 
 // DesiredStoreUser is the store user a User asks for. Fields the spec leaves
 // empty are not managed.
-func DesiredStoreUser(user *v1alpha1.User, defaultRole string) store.User {
+func desiredStoreUser(user *v1alpha1.User, defaultRole string) store.User {
 	s := user.Spec
 	return store.User{
 		Email:      s.Email,
@@ -35,7 +35,7 @@ func effectiveRole(user *v1alpha1.User, defaultRole string) string {
 }
 
 // PhaseOf derives a User's phase from its store user.
-func PhaseOf(u *store.User) v1alpha1.UserPhase {
+func phaseOf(u *store.User) v1alpha1.UserPhase {
 	switch {
 	case u == nil:
 		return v1alpha1.UserPending
@@ -50,7 +50,7 @@ func PhaseOf(u *store.User) v1alpha1.UserPhase {
 
 // EffectiveDeletionPolicy is spec.deletionPolicy, or Delete for users Roster
 // created and Retain for users it adopted.
-func EffectiveDeletionPolicy(user *v1alpha1.User, origin v1alpha1.UserOrigin) v1alpha1.DeletionPolicy {
+func effectiveDeletionPolicy(user *v1alpha1.User, origin v1alpha1.UserOrigin) v1alpha1.DeletionPolicy {
 	if p := user.Spec.DeletionPolicy; p != "" {
 		return p
 	}
@@ -61,7 +61,7 @@ func EffectiveDeletionPolicy(user *v1alpha1.User, origin v1alpha1.UserOrigin) v1
 }
 
 // ChangedFields names the fields an update writes, for events.
-func ChangedFields(u store.UserUpdate) []string {
+func changedFields(u store.UserUpdate) []string {
 	var fields []string
 	add := func(name string, changed bool) {
 		if changed {
@@ -84,9 +84,9 @@ func ChangedFields(u store.UserUpdate) []string {
 // its store user: the managed fields that differ, and what the status says
 // about the store user (its phase and last login). Nothing means the User is
 // in sync.
-func StoreDrift(user *v1alpha1.User, got *store.User, defaultRole string) []string {
-	fields := ChangedFields(store.UserDiff(DesiredStoreUser(user, defaultRole), *got))
-	if PhaseOf(got) != user.Status.Phase {
+func storeDrift(user *v1alpha1.User, got *store.User, defaultRole string) []string {
+	fields := changedFields(store.UserDiff(desiredStoreUser(user, defaultRole), *got))
+	if phaseOf(got) != user.Status.Phase {
 		fields = append(fields, "phase")
 	}
 	if !timePtr(got.LastLoginAt).Equal(user.Status.LastLoginAt) {

@@ -25,7 +25,7 @@ func TestPhaseOf(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			if got := PhaseOf(tc.user); got != tc.want {
+			if got := phaseOf(tc.user); got != tc.want {
 				t.Errorf("PhaseOf() = %s, want %s", got, tc.want)
 			}
 		})
@@ -48,7 +48,7 @@ func TestEffectiveDeletionPolicy(t *testing.T) {
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			u := &v1alpha1.User{Spec: v1alpha1.UserSpec{DeletionPolicy: tc.spec}}
-			if got := EffectiveDeletionPolicy(u, tc.origin); got != tc.want {
+			if got := effectiveDeletionPolicy(u, tc.origin); got != tc.want {
 				t.Errorf("EffectiveDeletionPolicy() = %s, want %s", got, tc.want)
 			}
 		})
@@ -95,11 +95,11 @@ func TestDesiredStoreUser(t *testing.T) {
 	}}
 	want := store.User{Email: "ada@example.com", FirstName: "Ada", LastName: "Lovelace", Role: "Member",
 		Country: "GB", Attributes: map[string]string{"k": "v"}, Disabled: true}
-	if diff := cmp.Diff(want, DesiredStoreUser(u, "Member")); diff != "" {
+	if diff := cmp.Diff(want, desiredStoreUser(u, "Member")); diff != "" {
 		t.Errorf("DesiredStoreUser() mismatch (-want +got):\n%s", diff)
 	}
 	u.Spec.Role = "Admin"
-	if got := DesiredStoreUser(u, "Member").Role; got != "Admin" {
+	if got := desiredStoreUser(u, "Member").Role; got != "Admin" {
 		t.Errorf("Role = %q, want the spec's Admin", got)
 	}
 }
@@ -107,7 +107,7 @@ func TestDesiredStoreUser(t *testing.T) {
 func TestChangedFields(t *testing.T) {
 	s := "x"
 	b := true
-	got := ChangedFields(store.UserUpdate{FirstName: &s, Country: &s, Attributes: map[string]string{"a": "b"}, Disabled: &b})
+	got := changedFields(store.UserUpdate{FirstName: &s, Country: &s, Attributes: map[string]string{"a": "b"}, Disabled: &b})
 	want := []string{"firstName", "country", "attributes", "deactivated"}
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("ChangedFields() mismatch (-want +got):\n%s", diff)
@@ -160,7 +160,7 @@ func TestStoreDrift(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.reason, func(t *testing.T) {
-			if diff := cmp.Diff(tc.want, StoreDrift(tc.user, tc.got, "Member")); diff != "" {
+			if diff := cmp.Diff(tc.want, storeDrift(tc.user, tc.got, "Member")); diff != "" {
 				t.Errorf("StoreDrift() mismatch (-want +got):\n%s", diff)
 			}
 		})

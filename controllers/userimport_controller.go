@@ -57,6 +57,8 @@ type UserImportReconciler struct {
 	Workers int
 	// MaxConcurrentReconciles bounds the imports run at once.
 	MaxConcurrentReconciles int
+
+	only predicate.Predicate // see Deps.Only
 }
 
 // +kubebuilder:rbac:groups=iam.roster.dev,resources=userimports,verbs=get;list;watch
@@ -82,9 +84,7 @@ func (r *UserImportReconciler) Reconcile(ctx context.Context, req ctrl.Request) 
 		}
 		imp.Status.ObservedGeneration = imp.Generation
 		status.Apply(&imp.Status.Conditions, imp.Generation, summary)
-		if err := status.Patch(ctx, r.Client, imp, base, imp.Status, base.Status); err != nil {
-			retErr = errors.Join(retErr, fmt.Errorf("patching status: %w", err))
-		}
+		patchStatus(ctx, r.Client, imp, base, imp.Status, base.Status, &retErr)
 	}()
 	if imp.Status.Phase == "" {
 		imp.Status.Phase = v1alpha1.ImportPending
@@ -303,57 +303,62 @@ func (r *UserImportReconciler) applyRow(ctx context.Context, imp *v1alpha1.UserI
 		return rowResult{outcomeFailed, fmt.Sprintf("Looking up the email failed: %v", err)}
 	case elsewhere != nil:
 		return rowResult{outcomeFailed, fmt.Sprintf("The email address is held by User %s/%s in another namespace.", elsewhere.Namespace, elsewhere.Name)}
+	case row.Action == importfile.ActionRemove:
+		return r.remove(ctx, imp, existing)
+	case existing != nil: // add-user of a User that exists updates it
+		return r.update(ctx, imp, existing, desiredUser(row, existing, imp))
+	case row.Action == importfile.ActionUpdate:
+		return rowResult{outcomeFailed, "No User in this namespace has this email; use add-user to create one."}
+	default:
+		return r.add(ctx, imp, desiredUser(row, nil, imp))
 	}
-	dry := imp.Spec.DryRun
-	switch row.Action {
-	case importfile.ActionRemove:
-		if existing == nil {
-			return rowResult{outcome: outcomeUnchanged}
-		}
-		if !existing.DeletionTimestamp.IsZero() {
-			// Being deleted already, by this import before a restart or by
-			// someone else: either way the row's outcome holds.
-			return rowResult{outcome: outcomeRemoved}
-		}
-		if !dry {
-			uid := existing.UID
-			err := r.Delete(ctx, existing, client.Preconditions{UID: &uid})
-			if err != nil && !apierrors.IsNotFound(err) {
-				return rowResult{outcomeFailed, fmt.Sprintf("Deleting User %s failed: %v", existing.Name, err)}
-			}
-		}
-		return rowResult{outcome: outcomeRemoved}
-	case importfile.ActionUpdate:
-		if existing == nil {
-			return rowResult{outcomeFailed, "No User in this namespace has this email; use add-user to create one."}
-		}
-	}
-	desired := desiredUser(row, existing, imp)
-	if existing != nil {
-		if !specChanged(existing, desired) {
-			if outcome, ok := appliedBefore(existing, imp); ok {
-				return rowResult{outcome: outcome}
-			}
-			return rowResult{outcome: outcomeUnchanged}
-		}
-		if !dry {
-			markImported(desired, imp, outcomeUpdated)
-			if err := r.Patch(ctx, desired, client.MergeFrom(existing)); err != nil {
-				return rowResult{outcomeFailed, fmt.Sprintf("Updating User %s failed: %v", existing.Name, err)}
-			}
-		}
-		return rowResult{outcome: outcomeUpdated}
-	}
-	if dry {
-		return rowResult{outcome: outcomeAdded}
-	}
-	return r.create(ctx, imp, desired)
 }
 
-// create adds a User named after its email, with a digest suffix when that
+// remove deletes the User holding the row's email, if there is one.
+func (r *UserImportReconciler) remove(ctx context.Context, imp *v1alpha1.UserImport, existing *v1alpha1.User) rowResult {
+	switch {
+	case existing == nil:
+		return rowResult{outcome: outcomeUnchanged}
+	case !existing.DeletionTimestamp.IsZero():
+		// Being deleted already, by this import before a restart or by
+		// someone else: either way the row's outcome holds.
+		return rowResult{outcome: outcomeRemoved}
+	case imp.Spec.DryRun:
+		return rowResult{outcome: outcomeRemoved}
+	}
+	uid := existing.UID
+	if err := r.Delete(ctx, existing, client.Preconditions{UID: &uid}); err != nil && !apierrors.IsNotFound(err) {
+		return rowResult{outcomeFailed, fmt.Sprintf("Deleting User %s failed: %v", existing.Name, err)}
+	}
+	return rowResult{outcome: outcomeRemoved}
+}
+
+// update patches the User to what the row asks for. A User this import
+// changed before a restart counts as the outcome it had then.
+func (r *UserImportReconciler) update(ctx context.Context, imp *v1alpha1.UserImport, existing, desired *v1alpha1.User) rowResult {
+	if !specChanged(existing, desired) {
+		if outcome, ok := appliedBefore(existing, imp); ok {
+			return rowResult{outcome: outcome}
+		}
+		return rowResult{outcome: outcomeUnchanged}
+	}
+	if imp.Spec.DryRun {
+		return rowResult{outcome: outcomeUpdated}
+	}
+	markImported(desired, imp, outcomeUpdated)
+	if err := r.Patch(ctx, desired, client.MergeFrom(existing)); err != nil {
+		return rowResult{outcomeFailed, fmt.Sprintf("Updating User %s failed: %v", existing.Name, err)}
+	}
+	return rowResult{outcome: outcomeUpdated}
+}
+
+// add creates a User named after its email, with a digest suffix when that
 // name is taken by another address. A User with this email found under
 // either name was created by this import before a restart.
-func (r *UserImportReconciler) create(ctx context.Context, imp *v1alpha1.UserImport, desired *v1alpha1.User) rowResult {
+func (r *UserImportReconciler) add(ctx context.Context, imp *v1alpha1.UserImport, desired *v1alpha1.User) rowResult {
+	if imp.Spec.DryRun {
+		return rowResult{outcome: outcomeAdded}
+	}
 	markImported(desired, imp, outcomeAdded)
 	for _, name := range []string{naming.UserName(desired.Spec.Email), naming.UserNameWithSuffix(desired.Spec.Email)} {
 		u := desired.DeepCopy()
@@ -378,7 +383,7 @@ func (r *UserImportReconciler) create(ctx context.Context, imp *v1alpha1.UserImp
 // none), or the User in another namespace that holds it: the User
 // controller would refuse a second one.
 func (r *UserImportReconciler) userWithEmail(ctx context.Context, ns, email string) (here, elsewhere *v1alpha1.User, err error) {
-	users, err := UsersWithEmail(ctx, r.Client, email)
+	users, err := usersWithEmail(ctx, r.Client, email)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -429,7 +434,7 @@ func (r *UserImportReconciler) complete(imp *v1alpha1.UserImport, summary *statu
 // created, so only creations wake it.
 func (r *UserImportReconciler) SetupWithManager(mgr ctrl.Manager) error {
 	return ctrl.NewControllerManagedBy(mgr).
-		For(&v1alpha1.UserImport{}, builder.WithPredicates(predicate.GenerationChangedPredicate{})).
+		For(&v1alpha1.UserImport{}, builder.WithPredicates(forPredicates(r.only, predicate.GenerationChangedPredicate{})...)).
 		WithOptions(controller.Options{MaxConcurrentReconciles: max(1, r.MaxConcurrentReconciles)}).
 		Named("userimport").
 		Complete(r)

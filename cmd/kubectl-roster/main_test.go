@@ -12,17 +12,17 @@ import (
 	"time"
 
 	. "github.com/onsi/gomega"
+	"github.com/prometheus/client_golang/prometheus"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/cli-runtime/pkg/genericiooptions"
-	"k8s.io/utils/clock"
-	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
-	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
 	"roster.dev/roster/api/v1alpha1"
 	"roster.dev/roster/controllers"
+	"roster.dev/roster/controllers/controllerstest"
 	"roster.dev/roster/internal/chunks"
+	"roster.dev/roster/internal/store/embedded"
 	"roster.dev/roster/internal/testenv"
 )
 
@@ -56,22 +56,25 @@ func runSuite(m *testing.M) int {
 
 	scheme := testenv.Scheme()
 	k8s, _ = client.New(cfg, client.Options{Scheme: scheme})
-	mgr, err := ctrl.NewManager(cfg, ctrl.Options{Scheme: scheme, Metrics: metricsserver.Options{BindAddress: "0"}})
+	mgr, err := controllerstest.NewManager(cfg)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}
-	if err := controllers.SetupIndexes(context.Background(), mgr.GetFieldIndexer()); err != nil {
+	emb, err := embedded.Open(dir)
+	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}
-	err = (&controllers.UserImportReconciler{
-		Client:   mgr.GetClient(),
-		Source:   &controllers.SourceLoader{Reader: mgr.GetAPIReader(), HTTP: http.DefaultClient, MaxBytes: 16 << 20, TempDir: dir},
-		Recorder: mgr.GetEventRecorder("roster"),
-		Clock:    clock.RealClock{},
-		Workers:  8,
-	}).SetupWithManager(mgr)
+	defer emb.Close()
+	_, err = controllers.Setup(mgr, controllers.Deps{
+		Store:         emb,
+		Registry:      prometheus.NewRegistry(),
+		DefaultRole:   "Member",
+		ResyncPeriod:  time.Minute,
+		ImportWorkers: 8,
+		ImportSource:  controllers.SourceLoader{HTTP: http.DefaultClient, MaxBytes: 16 << 20, TempDir: dir},
+	})
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 1

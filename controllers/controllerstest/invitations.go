@@ -1,11 +1,10 @@
-// Package controllerstest runs the invitation machinery the way the manager
-// does, for the integration tests of the controllers against real stores:
-// emails over a real SMTP conversation to an in-process server, and the
-// invitation pages on a loopback port.
+// Package controllerstest builds the manager the way main does, for the
+// integration tests of the controllers against real stores, with the
+// invitation machinery around it: emails over a real SMTP conversation to
+// an in-process server, and the invitation pages on a loopback port.
 package controllerstest
 
 import (
-	"context"
 	"fmt"
 	"io"
 	"net"
@@ -17,42 +16,52 @@ import (
 	"testing"
 	"time"
 
+	"k8s.io/client-go/rest"
+	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
+
+	"roster.dev/roster/internal/testenv"
+
 	"github.com/prometheus/client_golang/prometheus"
-	corev1 "k8s.io/api/core/v1"
 	ctrl "sigs.k8s.io/controller-runtime"
-	"sigs.k8s.io/controller-runtime/pkg/cache"
-	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"roster.dev/roster/controllers"
 	"roster.dev/roster/internal/invitation"
 	"roster.dev/roster/internal/mail"
 	"roster.dev/roster/internal/mail/mailtest"
 	"roster.dev/roster/internal/password"
-	"roster.dev/roster/internal/store"
 	"roster.dev/roster/internal/web"
 )
 
-// CacheOptions caches only Roster's token Secrets, as the manager does.
-func CacheOptions() cache.Options {
-	return cache.Options{ByObject: map[client.Object]cache.ByObject{&corev1.Secret{}: {Label: invitation.SecretSelector()}}}
+// NewManager builds a manager on the control plane as main does: the
+// controllers' one cache configuration, without metrics or probes. Set it
+// up with controllers.Setup.
+func NewManager(cfg *rest.Config) (ctrl.Manager, error) {
+	return ctrl.NewManager(cfg, ctrl.Options{
+		Scheme:  testenv.Scheme(),
+		Metrics: metricsserver.Options{BindAddress: "0"},
+		Cache:   controllers.CacheOptions(),
+	})
 }
 
-// Invitations is the SMTP server that receives the emails and the
-// configuration that sends them, for a UserReconciler.
+// Invitations is the SMTP server that receives the emails, the
+// configuration that sends them and the pages on a loopback port, for
+// controllers.Deps.
 type Invitations struct {
 	SMTP   *mailtest.Server
 	Config *controllers.Invitations
+	Pages  *controllers.Pages
+	// URL is where the pages are.
+	URL string
 }
 
-// ServeInvitations starts the SMTP server and adds the invitation pages to
-// the manager, on a free loopback port. The manager's cache needs
-// CacheOptions; Close stops the SMTP server.
-func ServeInvitations(mgr ctrl.Manager, st store.Store) (*Invitations, error) {
+// NewInvitations starts the SMTP server and opens the pages' listener;
+// Close stops the SMTP server, and the manager the pages.
+func NewInvitations() (*Invitations, error) {
 	smtp, err := mailtest.Start(false)
 	if err != nil {
 		return nil, err
 	}
-	inv, err := serve(mgr, st, smtp)
+	inv, err := newInvitations(smtp)
 	if err != nil {
 		_ = smtp.Close()
 		return nil, err
@@ -60,7 +69,7 @@ func ServeInvitations(mgr ctrl.Manager, st store.Store) (*Invitations, error) {
 	return inv, nil
 }
 
-func serve(mgr ctrl.Manager, st store.Store, smtp *mailtest.Server) (*Invitations, error) {
+func newInvitations(smtp *mailtest.Server) (*Invitations, error) {
 	sender, err := mail.NewSMTP(mail.SMTPConfig{
 		URL: smtp.URL, Password: mailtest.Password, TLSConfig: smtp.ClientTLS,
 		From: &netmail.Address{Name: "Roster Test", Address: "roster@example.com"}, Timeout: 10 * time.Second,
@@ -77,25 +86,19 @@ func serve(mgr ctrl.Manager, st store.Store, smtp *mailtest.Server) (*Invitation
 		return nil, err
 	}
 	publicURL := &url.URL{Scheme: "http", Host: ln.Addr().String()}
-	if err := web.IndexRecords(context.Background(), mgr.GetFieldIndexer()); err != nil {
-		return nil, err
-	}
 	metrics := invitation.NewMetrics(prometheus.NewRegistry())
-	pages, err := web.New(web.Config{
-		Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), Store: st,
-		Policy: password.Default(), ProductName: "Roster Test", PublicURL: publicURL,
-		SubmissionsPerMinute: 1000, Metrics: metrics, Log: ctrl.Log.WithName("web"),
-	})
-	if err != nil {
-		return nil, err
-	}
-	if err := mgr.Add(&web.Runnable{Listener: ln, Handler: pages}); err != nil {
-		return nil, err
-	}
-	return &Invitations{SMTP: smtp, Config: &controllers.Invitations{
-		Templates: templates, Sender: sender, PublicURL: publicURL, ProductName: "Roster Test",
-		InvitationTTL: 7 * 24 * time.Hour, ResetTTL: time.Hour, Metrics: metrics,
-	}}, nil
+	return &Invitations{
+		SMTP: smtp,
+		URL:  publicURL.String(),
+		Config: &controllers.Invitations{
+			Templates: templates, Sender: sender, PublicURL: publicURL, ProductName: "Roster Test",
+			InvitationTTL: 7 * 24 * time.Hour, ResetTTL: time.Hour, Metrics: metrics,
+		},
+		Pages: &controllers.Pages{Listener: ln, Config: web.Config{
+			Policy: password.Default(), ProductName: "Roster Test", PublicURL: publicURL,
+			SubmissionsPerMinute: 1000, Metrics: metrics, Log: ctrl.Log.WithName("web"),
+		}},
+	}, nil
 }
 
 // Close stops the SMTP server.

@@ -16,11 +16,9 @@ import (
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
-	"k8s.io/utils/clock"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
-	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
 	"roster.dev/roster/api/v1alpha1"
 	"roster.dev/roster/controllers"
@@ -46,7 +44,7 @@ var (
 	// invitations sends the invitations over a real SMTP conversation and
 	// serves the pages.
 	invitations  *controllerstest.Invitations
-	driftMetrics = controllers.NewDriftMetrics(prometheus.NewRegistry())
+	driftMetrics *controllers.DriftMetrics
 )
 
 func TestMain(m *testing.M) { os.Exit(run(m)) }
@@ -90,20 +88,12 @@ func run(m *testing.M) int {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}
-	mgr, err := ctrl.NewManager(restCfg, ctrl.Options{
-		Scheme:  scheme,
-		Metrics: metricsserver.Options{BindAddress: "0"},
-		Cache:   controllerstest.CacheOptions(),
-	})
+	mgr, err := controllerstest.NewManager(restCfg)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}
-	if err := controllers.SetupIndexes(context.Background(), mgr.GetFieldIndexer()); err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
-	}
-	if invitations, err = controllerstest.ServeInvitations(mgr, st); err != nil {
+	if invitations, err = controllerstest.NewInvitations(); err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}
@@ -111,25 +101,21 @@ func run(m *testing.M) int {
 	// As the manager runs them: Users are compared with the directory by
 	// the store-wide drift pass (every second here), not one by one.
 	cached = mgr.GetClient()
-	counted := store.Instrument(st, storeMetrics, nil)
-	ur := &controllers.UserReconciler{
-		Client: mgr.GetClient(), Store: counted, Recorder: mgr.GetEventRecorder("roster"), Clock: clock.RealClock{},
-		DefaultRole: "Member", MaxConcurrentReconciles: 2, Invitations: invitations.Config,
-		Drift: &controllers.UserDrift{
-			Client: mgr.GetClient(), Store: counted, DefaultRole: "Member", Period: time.Second,
-			Metrics: driftMetrics, Log: ctrl.Log.WithName("drift"),
-		},
+	reconcilers, err := controllers.Setup(mgr, controllers.Deps{
+		Store:            store.Instrument(st, storeMetrics, nil),
+		Registry:         prometheus.NewRegistry(),
+		DefaultRole:      "Member",
+		ResyncPeriod:     time.Second,
+		UserConcurrency:  2,
+		GroupConcurrency: 2,
+		Invitations:      invitations.Config,
+		Pages:            invitations.Pages,
+	})
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
 	}
-	gr := &controllers.GroupReconciler{
-		Client: mgr.GetClient(), Store: counted, Recorder: mgr.GetEventRecorder("roster"),
-		ResyncPeriod: time.Second, MaxConcurrentReconciles: 2,
-	}
-	for _, setup := range []func(ctrl.Manager) error{ur.SetupWithManager, gr.SetupWithManager} {
-		if err := setup(mgr); err != nil {
-			fmt.Fprintln(os.Stderr, err)
-			return 1
-		}
-	}
+	driftMetrics = reconcilers.Drift.Metrics
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	go func() {

@@ -11,11 +11,9 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/utils/clock"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
-	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
 	"roster.dev/roster/api/v1alpha1"
 	"roster.dev/roster/controllers"
@@ -61,27 +59,23 @@ func TestSCIMStore(t *testing.T) {
 	s.k8s, err = client.New(cfg, client.Options{Scheme: scheme})
 	g.Expect(err).NotTo(HaveOccurred())
 
-	mgr, err := ctrl.NewManager(cfg, ctrl.Options{Scheme: scheme, Metrics: metricsserver.Options{BindAddress: "0"}, Cache: controllerstest.CacheOptions()})
+	mgr, err := controllerstest.NewManager(cfg)
 	g.Expect(err).NotTo(HaveOccurred())
-	g.Expect(controllers.SetupIndexes(t.Context(), mgr.GetFieldIndexer())).To(Succeed())
-	counted := store.Instrument(s.st, s.metrics, nil)
-	s.invitations, err = controllerstest.ServeInvitations(mgr, counted)
+	s.invitations, err = controllerstest.NewInvitations()
 	g.Expect(err).NotTo(HaveOccurred())
 	t.Cleanup(s.invitations.Close)
-	ur := &controllers.UserReconciler{
-		Client: mgr.GetClient(), Store: counted, Recorder: mgr.GetEventRecorder("roster"), Clock: clock.RealClock{},
-		DefaultRole: "Member", MaxConcurrentReconciles: 2, Invitations: s.invitations.Config,
-		Drift: &controllers.UserDrift{
-			Client: mgr.GetClient(), Store: counted, DefaultRole: "Member", Period: time.Second,
-			Metrics: controllers.NewDriftMetrics(prometheus.NewRegistry()), Log: ctrl.Log.WithName("drift"),
-		},
-	}
-	g.Expect(ur.SetupWithManager(mgr)).To(Succeed())
-	gr := &controllers.GroupReconciler{
-		Client: mgr.GetClient(), Store: counted, Recorder: mgr.GetEventRecorder("roster"),
-		ResyncPeriod: time.Second, MaxConcurrentReconciles: 1, MaxStatusMembers: 100,
-	}
-	g.Expect(gr.SetupWithManager(mgr)).To(Succeed())
+	_, err = controllers.Setup(mgr, controllers.Deps{
+		Store:            store.Instrument(s.st, s.metrics, nil),
+		Registry:         prometheus.NewRegistry(),
+		DefaultRole:      "Member",
+		ResyncPeriod:     time.Second,
+		UserConcurrency:  2,
+		GroupConcurrency: 1,
+		MaxStatusMembers: 100,
+		Invitations:      s.invitations.Config,
+		Pages:            s.invitations.Pages,
+	})
+	g.Expect(err).NotTo(HaveOccurred())
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- mgr.Start(ctx) }()

@@ -8,7 +8,11 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/types"
+
+	"roster.dev/roster/api/v1alpha1"
 )
 
 // Labels on the Secrets that hold token records. The operator's cache holds
@@ -34,6 +38,42 @@ func SecretSelector() labels.Selector {
 // token for the purpose. There is one per User and purpose, so a new token
 // replaces the older one's hash: the older link stops working.
 func SecretName(p Purpose, uid string) string { return "roster-" + string(p) + "-" + uid }
+
+// SecretKey is where the User's record for the purpose is kept.
+func SecretKey(user *v1alpha1.User, p Purpose) types.NamespacedName {
+	return types.NamespacedName{Namespace: user.Namespace, Name: SecretName(p, string(user.UID))}
+}
+
+// NewSecret returns the Secret that holds the User's record for the
+// purpose, labelled for the cache and the index, and owned by the User so
+// that it goes with it. WriteTo fills its data.
+func NewSecret(user *v1alpha1.User, p Purpose) *corev1.Secret {
+	key := SecretKey(user, p)
+	return &corev1.Secret{
+		ObjectMeta: metav1.ObjectMeta{
+			Namespace: key.Namespace,
+			Name:      key.Name,
+			Labels: map[string]string{
+				LabelManagedBy: ManagedBy,
+				LabelPurpose:   string(p),
+				LabelUserUID:   string(user.UID),
+			},
+			OwnerReferences: []metav1.OwnerReference{*metav1.NewControllerRef(user, v1alpha1.GroupVersion.WithKind("User"))},
+		},
+		Type: corev1.SecretTypeOpaque,
+	}
+}
+
+// OwnerName is the name of the User a record Secret belongs to, in the
+// Secret's namespace, or "" when the Secret names none.
+func OwnerName(s *corev1.Secret) string {
+	for _, o := range s.OwnerReferences {
+		if o.Controller != nil && *o.Controller && o.Kind == "User" {
+			return o.Name
+		}
+	}
+	return ""
+}
 
 // IndexKey is the value of the field index that finds a record from a token.
 func IndexKey(p Purpose, uid string) string { return string(p) + "/" + uid }

@@ -210,7 +210,7 @@ func (s *Server) resolve(ctx context.Context, p invitation.Purpose, raw string) 
 	}
 
 	user := &v1alpha1.User{}
-	owner := ownerName(secret)
+	owner := invitation.OwnerName(secret)
 	if err := s.cfg.Client.Get(ctx, types.NamespacedName{Namespace: secret.Namespace, Name: owner}, user); err != nil || string(user.UID) != tok.ID {
 		return nil, http.StatusNotFound, &messageInvalid
 	}
@@ -239,15 +239,6 @@ func initial(name string) string {
 		return strings.ToUpper(string(r))
 	}
 	return "R"
-}
-
-func ownerName(s *corev1.Secret) string {
-	for _, o := range s.OwnerReferences {
-		if o.Controller != nil && *o.Controller && o.Kind == "User" {
-			return o.Name
-		}
-	}
-	return ""
 }
 
 // setPassword claims the token, sets the password in the store and records

@@ -22,7 +22,6 @@ import (
 	"time"
 
 	"github.com/go-logr/logr"
-	corev1 "k8s.io/api/core/v1"
 	"k8s.io/utils/clock"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/manager"
@@ -204,12 +203,4 @@ func (r *Runnable) Start(ctx context.Context) error {
 	case err := <-errc:
 		return fmt.Errorf("web pages: %w", err)
 	}
-}
-
-// IndexRecords registers the field index that finds a token record from a
-// token, on the manager's cache. Call it before the manager starts.
-func IndexRecords(ctx context.Context, indexer client.FieldIndexer) error {
-	return indexer.IndexField(ctx, &corev1.Secret{}, invitation.IndexField, func(obj client.Object) []string {
-		return invitation.IndexValue(obj.(*corev1.Secret))
-	})
 }

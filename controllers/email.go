@@ -6,6 +6,8 @@ import (
 	"hash/fnv"
 
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/log"
+	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
 	"roster.dev/roster/api/v1alpha1"
 	"roster.dev/roster/internal/naming"
@@ -26,22 +28,17 @@ func emailBucket(email string) string {
 	return fmt.Sprintf("%03x", h.Sum32()%emailBuckets)
 }
 
-// SetupIndexes registers the cache's field indexes that the User, Group and
-// UserImport controllers read. Call it once, before they are set up.
-func SetupIndexes(ctx context.Context, indexer client.FieldIndexer) error {
-	err := indexer.IndexField(ctx, &v1alpha1.User{}, emailBucketIndex, func(obj client.Object) []string {
+// emailIndexes are the indexes over email addresses, for setupIndexes.
+func emailIndexes() []fieldIndex {
+	return []fieldIndex{{&v1alpha1.User{}, emailBucketIndex, func(obj client.Object) []string {
 		return []string{emailBucket(obj.(*v1alpha1.User).Spec.Email)}
-	})
-	if err != nil {
-		return err
-	}
-	return IndexGroupFields(ctx, indexer)
+	}}}
 }
 
 // UsersWithEmail returns the Users holding the email (compared without regard
 // to case), in any namespace, from the cache. The User controller finds
 // duplicates through it and the UserImport controller the User a row names.
-func UsersWithEmail(ctx context.Context, c client.Reader, email string) ([]v1alpha1.User, error) {
+func usersWithEmail(ctx context.Context, c client.Reader, email string) ([]v1alpha1.User, error) {
 	var out []v1alpha1.User
 	err := eachUserWithEmail(ctx, c, email, func(u *v1alpha1.User) {
 		out = append(out, *u.DeepCopy())
@@ -66,4 +63,48 @@ func eachUserWithEmail(ctx context.Context, c client.Reader, email string, fn fu
 		}
 	}
 	return nil
+}
+
+// emailHolder returns the User among others that holds the address instead
+// of user, or nil when user holds it. A User being deleted still holds its
+// address until it is gone, so that its store user is removed before
+// another User can claim the address.
+func emailHolder(user *v1alpha1.User, others []v1alpha1.User) *v1alpha1.User {
+	holder := user
+	for i := range others {
+		if holdsEmailBefore(&others[i], holder) {
+			holder = &others[i]
+		}
+	}
+	if holder == user {
+		return nil
+	}
+	return holder
+}
+
+// holdsEmailBefore orders Users competing for an address: one already
+// provisioned keeps it.
+func holdsEmailBefore(a, b *v1alpha1.User) bool {
+	return holdsBefore(a, b, a.Status.StoreID != "", b.Status.StoreID != "")
+}
+
+// usersSharingEmail wakes the Users that wait for an address when its
+// holder is deleted.
+func (r *UserReconciler) usersSharingEmail(ctx context.Context, obj client.Object) []reconcile.Request {
+	user, ok := obj.(*v1alpha1.User)
+	if !ok {
+		return nil
+	}
+	users, err := usersWithEmail(ctx, r.Client, user.Spec.Email)
+	if err != nil {
+		log.FromContext(ctx).Error(err, "Listing Users with the same email")
+		return nil
+	}
+	reqs := make([]reconcile.Request, 0, len(users))
+	for i := range users {
+		if users[i].UID != user.UID {
+			reqs = append(reqs, reconcile.Request{NamespacedName: client.ObjectKeyFromObject(&users[i])})
+		}
+	}
+	return reqs
 }

@@ -4,10 +4,14 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
 
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/util/workqueue"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -20,9 +24,126 @@ import (
 	"roster.dev/roster/internal/store"
 )
 
-// This file is the User controller's side of groups: status.groups, leaving
-// groups when a retained User is deleted, and re-queueing the Users a Group
-// change affects. Membership itself is written by the Group controller.
+// This file is membership, in both directions: which Users belong to a
+// Group (for the Group reconciler, which writes store membership) and which
+// Groups a User belongs to (for the User's status.groups and for leaving
+// groups when a retained User is deleted). It holds the indexes both
+// directions read, the one search for candidate members, and the watch
+// mappings that wake each reconciler when the other kind changes.
+
+// Field indexes that let both controllers answer "which Groups does this
+// User belong to" and "which Users belong to this Group" from the cache,
+// without listing every object.
+const (
+	// UserGroupsIndex indexes Users by the Group names in spec.groups.
+	UserGroupsIndex = "spec.groups"
+	// GroupMembersIndex indexes Groups by the User names in spec.members.
+	GroupMembersIndex = "spec.members"
+	// GroupSelectorIndex indexes Groups that have a spec.memberSelector under
+	// "true", so that a User's labels are matched only against those.
+	GroupSelectorIndex = "spec.memberSelector.present"
+)
+
+// membershipIndexes are the indexes over membership, for setupIndexes.
+func membershipIndexes() []fieldIndex {
+	return []fieldIndex{
+		{&v1alpha1.User{}, UserGroupsIndex, func(o client.Object) []string { return o.(*v1alpha1.User).Spec.Groups }},
+		{&v1alpha1.Group{}, GroupMembersIndex, func(o client.Object) []string { return o.(*v1alpha1.Group).Spec.Members }},
+		{&v1alpha1.Group{}, GroupSelectorIndex, func(o client.Object) []string {
+			if o.(*v1alpha1.Group).Spec.MemberSelector == nil {
+				return nil
+			}
+			return []string{"true"}
+		}},
+	}
+}
+
+// MemberSelector parses spec.memberSelector. An unset selector selects no
+// one; an empty one selects every User in the namespace.
+func parseMemberSelector(group *v1alpha1.Group) (labels.Selector, error) {
+	return metav1.LabelSelectorAsSelector(group.Spec.MemberSelector)
+}
+
+// IsMemberOf reports whether the User belongs to the Group by any of the
+// three routes: named in spec.members, matched by the selector (parsed from
+// the Group; nil selects no one), or naming the Group in its spec.groups. A
+// Group being deleted has no members.
+func isMemberOf(user *v1alpha1.User, group *v1alpha1.Group, selector labels.Selector) bool {
+	switch {
+	case user.Namespace != group.Namespace || !group.DeletionTimestamp.IsZero():
+		return false
+	case slices.Contains(group.Spec.Members, user.Name):
+		return true
+	case selector != nil && selector.Matches(labels.Set(user.Labels)):
+		return true
+	default:
+		return slices.Contains(user.Spec.Groups, group.Name)
+	}
+}
+
+// Membership is a Group's effective membership, resolved from the cache.
+type memberSet struct {
+	// Members are the effective members' names, sorted.
+	Members []string
+	// StoreIDs are the store IDs of the members already in the store, sorted:
+	// the membership the store group should have.
+	StoreIDs []string
+	// Missing are names in spec.members that no User has, sorted.
+	Missing []string
+	// Pending are members not in the store yet, sorted.
+	Pending []string
+}
+
+// EffectiveMembers resolves a Group's members among candidate Users: those
+// spec.members names, those the selector matches and those whose spec.groups
+// names the Group, as the cache's indexes found them. Candidates may repeat
+// and need not be members; each is checked again, so the result does not
+// depend on how they were found. A User being deleted is no longer a member:
+// its deletion takes it out of its groups.
+func effectiveMembers(group *v1alpha1.Group, selector labels.Selector, candidates []*v1alpha1.User) memberSet {
+	var m memberSet
+	seen := make(map[string]bool, len(candidates))
+	ids := make(map[string]bool, len(candidates))
+	for _, u := range candidates {
+		if seen[u.Name] || u.Namespace != group.Namespace {
+			continue
+		}
+		seen[u.Name] = true
+		if !u.DeletionTimestamp.IsZero() || !isMemberOf(u, group, selector) {
+			continue
+		}
+		m.Members = append(m.Members, u.Name)
+		switch id := u.Status.StoreID; {
+		case id == "":
+			m.Pending = append(m.Pending, u.Name)
+		case !ids[id]:
+			ids[id] = true
+			m.StoreIDs = append(m.StoreIDs, id)
+		}
+	}
+	for _, name := range group.Spec.Members {
+		if !seen[name] {
+			m.Missing = append(m.Missing, name)
+		}
+	}
+	for _, s := range [][]string{m.Members, m.StoreIDs, m.Missing, m.Pending} {
+		slices.Sort(s)
+	}
+	return m
+}
+
+// resolveMembers finds the effective members in the cache: each User
+// spec.members names, the Users the selector matches in the namespace, and
+// the Users whose spec.groups names the Group.
+func (r *GroupReconciler) resolveMembers(ctx context.Context, group *v1alpha1.Group, selector labels.Selector, pass *groupPass) error {
+	candidates, err := candidateMembers(ctx, r.Client, group.Namespace, group)
+	if err != nil {
+		return fmt.Errorf("finding the member Users: %w", err)
+	}
+	m := effectiveMembers(group, selector, candidates)
+	pass.membership = &m
+	return nil
+}
 
 // resolveGroups computes the User's effective Groups for status.groups from
 // the cache. spec.groups counts only for Groups that exist: a name with no
@@ -76,11 +197,11 @@ func groupsSelectingOrNaming(ctx context.Context, c client.Reader, user *v1alpha
 	}
 	var out []v1alpha1.Group
 	for _, g := range append(named.Items, selecting.Items...) {
-		selector, err := MemberSelector(&g)
+		selector, err := parseMemberSelector(&g)
 		if err != nil {
 			continue // the Group reports its own invalid selector
 		}
-		if IsMemberOf(user, &g, selector) && !slices.ContainsFunc(out, func(o v1alpha1.Group) bool { return o.Name == g.Name }) {
+		if isMemberOf(user, &g, selector) && !slices.ContainsFunc(out, func(o v1alpha1.Group) bool { return o.Name == g.Name }) {
 			out = append(out, g)
 		}
 	}
@@ -164,10 +285,10 @@ func (r *UserReconciler) enqueueMembersOf(ctx context.Context, q workqueue.Typed
 		log.FromContext(ctx).Error(err, "Finding the members of a Group")
 		return
 	}
-	oldSel, _ := MemberSelector(old)
-	curSel, _ := MemberSelector(cur)
+	oldSel, _ := parseMemberSelector(old)
+	curSel, _ := parseMemberSelector(cur)
 	for _, u := range candidates {
-		if IsMemberOf(u, old, oldSel) != IsMemberOf(u, cur, curSel) {
+		if isMemberOf(u, old, oldSel) != isMemberOf(u, cur, curSel) {
 			q.Add(reconcile.Request{NamespacedName: client.ObjectKeyFromObject(u)})
 		}
 	}
@@ -206,7 +327,7 @@ func candidateMembers(ctx context.Context, c client.Reader, ns string, groups ..
 			out = append(out, u)
 		}
 		opts := [][]client.ListOption{{client.InNamespace(ns), client.MatchingFields{UserGroupsIndex: g.Name}}}
-		if sel, err := MemberSelector(g); err == nil && g.Spec.MemberSelector != nil {
+		if sel, err := parseMemberSelector(g); err == nil && g.Spec.MemberSelector != nil {
 			opts = append(opts, []client.ListOption{client.InNamespace(ns), client.MatchingLabelsSelector{Selector: sel}})
 		}
 		for _, o := range opts {
@@ -250,4 +371,65 @@ func asGroup(obj client.Object) *v1alpha1.Group {
 		return g
 	}
 	return &v1alpha1.Group{}
+}
+
+// userEvents re-queues the Groups whose membership a User event may change.
+func (r *GroupReconciler) userEvents() handler.EventHandler {
+	return handler.Funcs{
+		CreateFunc: func(ctx context.Context, e event.CreateEvent, q workqueue.TypedRateLimitingInterface[reconcile.Request]) {
+			r.enqueueGroupsOf(ctx, q, e.Object, nil)
+		},
+		UpdateFunc: func(ctx context.Context, e event.UpdateEvent, q workqueue.TypedRateLimitingInterface[reconcile.Request]) {
+			r.enqueueGroupsOf(ctx, q, e.ObjectOld, e.ObjectNew)
+		},
+		DeleteFunc: func(ctx context.Context, e event.DeleteEvent, q workqueue.TypedRateLimitingInterface[reconcile.Request]) {
+			r.enqueueGroupsOf(ctx, q, e.Object, nil)
+		},
+	}
+}
+
+// enqueueGroupsOf re-queues exactly the Groups a User event affects. For a
+// creation or deletion (cur nil) that is every Group the User belongs to.
+// For an update it is the Groups it joined or left (labels or spec.groups
+// changed) or, when its store ID changed or its deletion began, every Group
+// it belongs to before or after, since their store membership changes.
+func (r *GroupReconciler) enqueueGroupsOf(ctx context.Context, q workqueue.TypedRateLimitingInterface[reconcile.Request], prev, cur client.Object) {
+	before, ok := prev.(*v1alpha1.User)
+	if !ok {
+		return
+	}
+	if after, ok := cur.(*v1alpha1.User); ok && !membershipMayDiffer(before, after) {
+		return // a status write or a change that does not touch membership
+	}
+	groupsBefore, err := groupsOfUser(ctx, r.Client, before)
+	if err != nil {
+		log.FromContext(ctx).Error(err, "Finding the Groups of a User", "user", client.ObjectKeyFromObject(before))
+		return
+	}
+	affected := groupsBefore
+	if after, ok := cur.(*v1alpha1.User); ok {
+		groupsAfter, err := groupsOfUser(ctx, r.Client, after)
+		if err != nil {
+			log.FromContext(ctx).Error(err, "Finding the Groups of a User", "user", client.ObjectKeyFromObject(after))
+			return
+		}
+		storeChanged := before.Status.StoreID != after.Status.StoreID ||
+			before.DeletionTimestamp.IsZero() != after.DeletionTimestamp.IsZero()
+		affected = symmetricDifference(groupsBefore, groupsAfter)
+		if storeChanged {
+			affected = union(groupsBefore, groupsAfter)
+		}
+	}
+	for _, name := range affected {
+		q.Add(reconcile.Request{NamespacedName: types.NamespacedName{Namespace: before.Namespace, Name: name}})
+	}
+}
+
+// membershipMayDiffer reports whether a User update can change which Groups
+// it belongs to or what its Groups write to the store.
+func membershipMayDiffer(before, after *v1alpha1.User) bool {
+	return !maps.Equal(before.Labels, after.Labels) ||
+		!slices.Equal(before.Spec.Groups, after.Spec.Groups) ||
+		before.Status.StoreID != after.Status.StoreID ||
+		before.DeletionTimestamp.IsZero() != after.DeletionTimestamp.IsZero()
 }

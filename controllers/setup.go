@@ -1,0 +1,205 @@
+package controllers
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/utils/clock"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/cache"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/metrics"
+	"sigs.k8s.io/controller-runtime/pkg/predicate"
+
+	"roster.dev/roster/internal/cachetrim"
+	"roster.dev/roster/internal/invitation"
+	"roster.dev/roster/internal/store"
+	"roster.dev/roster/internal/web"
+)
+
+// CacheOptions is the manager's cache: fields no controller reads are
+// dropped, which keeps it small at 100,000 Users, and of the cluster's
+// Secrets only Roster's token records are held.
+func CacheOptions() cache.Options {
+	return cache.Options{
+		DefaultTransform: cachetrim.Transform,
+		ByObject:         map[client.Object]cache.ByObject{&corev1.Secret{}: {Label: invitation.SecretSelector()}},
+	}
+}
+
+// Deps are what the reconcilers get from outside the controllers: main
+// builds them from its flags, the tests around real servers. Zero values
+// take the defaults noted.
+type Deps struct {
+	// Store is the identity store, as every reconciler calls it (metrics
+	// and rate limit included).
+	Store store.Store
+	// Clock tells the time; the real clock when nil.
+	Clock clock.PassiveClock
+	// Client, when set, replaces the manager's client for the reconcilers
+	// (tests count API writes through it); reads still come from the cache.
+	Client client.Client
+	// Registry receives the controllers' metrics; controller-runtime's when
+	// nil.
+	Registry prometheus.Registerer
+
+	// DefaultRole applies to Users that set no role.
+	DefaultRole string
+	// ResyncPeriod is the time between store-wide drift passes over Users
+	// and between comparisons of each Group with its store group.
+	ResyncPeriod time.Duration
+	// UserConcurrency, GroupConcurrency and ImportConcurrency bound each
+	// controller's workers; ImportWorkers bounds the rows of one import
+	// applied at once. At least 1 each.
+	UserConcurrency, GroupConcurrency, ImportConcurrency, ImportWorkers int
+	// MaxStatusMembers caps a Group's status.members (MaxStatusMembers when
+	// zero).
+	MaxStatusMembers int
+
+	// Invitations sends invitation and password reset emails; nil sends
+	// none.
+	Invitations *Invitations
+	// ImportSource fetches import files. Its Reader defaults to the
+	// manager's API reader and its TempDir to the system's.
+	ImportSource SourceLoader
+	// Pages, when set, serves the invitation and password pages on every
+	// replica. Setup fills in its client, API reader and store.
+	Pages *Pages
+
+	// Only, when set, narrows the objects each controller reconciles, on
+	// top of its own predicates; tests keep objects to themselves with it.
+	Only predicate.Predicate
+}
+
+// Pages is where the web pages listen and how they behave.
+type Pages struct {
+	// Addr is the address to listen on, unless Listener is set.
+	Addr     string
+	Listener net.Listener
+	Config   web.Config
+}
+
+// Reconcilers are the reconcilers Setup registered.
+type Reconcilers struct {
+	User   *UserReconciler
+	Group  *GroupReconciler
+	Import *UserImportReconciler
+	Drift  *UserDrift
+}
+
+// Setup registers every cache index and every reconciler of Roster with
+// the manager, and the web pages when deps asks for them. main and every
+// test suite build the manager through it, so that what is tested is what
+// runs.
+func Setup(mgr ctrl.Manager, deps Deps) (*Reconcilers, error) {
+	ctx := context.Background()
+	if deps.Store == nil {
+		return nil, fmt.Errorf("setting up the controllers: no store")
+	}
+	if err := setupIndexes(ctx, mgr.GetFieldIndexer()); err != nil {
+		return nil, fmt.Errorf("setting up cache indexes: %w", err)
+	}
+	c := deps.Client
+	if c == nil {
+		c = mgr.GetClient()
+	}
+	if deps.Clock == nil {
+		deps.Clock = clock.RealClock{}
+	}
+	if deps.Registry == nil {
+		deps.Registry = metrics.Registry
+	}
+	recorder := mgr.GetEventRecorder("roster")
+	r := &Reconcilers{
+		Drift: &UserDrift{
+			Client: mgr.GetClient(), Store: deps.Store, DefaultRole: deps.DefaultRole, Period: deps.ResyncPeriod,
+			Metrics: newDriftMetrics(deps.Registry), Log: ctrl.Log.WithName("drift"),
+		},
+	}
+	r.User = &UserReconciler{
+		Client: c, Store: deps.Store, Recorder: recorder, Clock: deps.Clock,
+		DefaultRole: deps.DefaultRole, Invitations: deps.Invitations, Drift: r.Drift,
+		MaxConcurrentReconciles: deps.UserConcurrency, only: deps.Only,
+	}
+	r.Group = &GroupReconciler{
+		Client: c, Store: deps.Store, Recorder: recorder,
+		ResyncPeriod: deps.ResyncPeriod, MaxConcurrentReconciles: deps.GroupConcurrency,
+		MaxStatusMembers: deps.MaxStatusMembers, only: deps.Only,
+	}
+	source := deps.ImportSource
+	if source.Reader == nil {
+		source.Reader = mgr.GetAPIReader()
+	}
+	if source.HTTP == nil {
+		source.HTTP = &http.Client{Timeout: 10 * time.Minute}
+	}
+	if source.TempDir == "" {
+		source.TempDir = os.TempDir()
+	}
+	r.Import = &UserImportReconciler{
+		Client: c, Source: &source, Recorder: recorder, Clock: deps.Clock,
+		Workers: deps.ImportWorkers, MaxConcurrentReconciles: deps.ImportConcurrency, only: deps.Only,
+	}
+	for name, setup := range map[string]func(ctrl.Manager) error{
+		"User": r.User.SetupWithManager, "Group": r.Group.SetupWithManager, "UserImport": r.Import.SetupWithManager,
+	} {
+		if err := setup(mgr); err != nil {
+			return nil, fmt.Errorf("setting up the %s controller: %w", name, err)
+		}
+	}
+	if deps.Pages != nil {
+		if err := addPages(mgr, deps.Store, *deps.Pages); err != nil {
+			return nil, err
+		}
+	}
+	return r, nil
+}
+
+// addPages serves the pages on every replica: a runnable that needs no
+// leader, reading from the manager's cache.
+func addPages(mgr ctrl.Manager, st store.Store, p Pages) error {
+	p.Config.Client, p.Config.APIReader, p.Config.Store = mgr.GetClient(), mgr.GetAPIReader(), st
+	pages, err := web.New(p.Config)
+	if err != nil {
+		return err
+	}
+	return mgr.Add(&web.Runnable{Addr: p.Addr, Listener: p.Listener, Handler: pages})
+}
+
+// setupIndexes registers every field index the controllers and the web
+// pages read. Each index is defined beside the watch mappings that use it.
+func setupIndexes(ctx context.Context, indexer client.FieldIndexer) error {
+	indexes := []fieldIndex{
+		{&corev1.Secret{}, invitation.IndexField, func(o client.Object) []string { return invitation.IndexValue(o.(*corev1.Secret)) }},
+	}
+	indexes = append(indexes, emailIndexes()...)
+	indexes = append(indexes, membershipIndexes()...)
+	indexes = append(indexes, externalIDIndexes()...)
+	for _, ix := range indexes {
+		if err := indexer.IndexField(ctx, ix.obj, ix.field, ix.fn); err != nil {
+			return fmt.Errorf("indexing %s: %w", ix.field, err)
+		}
+	}
+	return nil
+}
+
+// fieldIndex is one field index of the manager's cache.
+type fieldIndex struct {
+	obj   client.Object
+	field string
+	fn    client.IndexerFunc
+}
+
+// forPredicates adds only to a controller's own predicates.
+func forPredicates(only predicate.Predicate, own ...predicate.Predicate) []predicate.Predicate {
+	if only != nil {
+		own = append(own, only)
+	}
+	return own
+}
