@@ -4,7 +4,10 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"io"
 	"net/http"
+	netmail "net/mail"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -23,6 +26,8 @@ import (
 	"roster.dev/roster/api/v1alpha1"
 	"roster.dev/roster/controllers"
 	"roster.dev/roster/internal/chunks"
+	"roster.dev/roster/internal/mail"
+	"roster.dev/roster/internal/store/embedded"
 	"roster.dev/roster/internal/testenv"
 )
 
@@ -31,8 +36,8 @@ var (
 	k8s        client.Client
 )
 
-// TestMain runs a control plane and the UserImport controller, so that the
-// plugin's commands run against the real thing.
+// TestMain runs a control plane and the UserImport and User controllers, so
+// that the plugin's commands run against the real thing.
 func TestMain(m *testing.M) { os.Exit(runSuite(m)) }
 
 func runSuite(m *testing.M) int {
@@ -76,10 +81,50 @@ func runSuite(m *testing.M) int {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}
+	st, err := addUserController(mgr, dir)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	defer st.Close()
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	go func() { _ = mgr.Start(ctx) }()
 	return m.Run()
+}
+
+// addUserController runs the User controller on an embedded store, with
+// emails going to an outbox, so that Users the plugin creates reach Invited.
+// It stands in for the manager's setup until tests share it.
+func addUserController(mgr ctrl.Manager, dir string) (io.Closer, error) {
+	templates, err := mail.LoadTemplates("")
+	if err != nil {
+		return nil, err
+	}
+	outbox, err := mail.NewOutbox(filepath.Join(dir, "outbox"), &netmail.Address{Name: "Roster", Address: "roster@example.com"})
+	if err != nil {
+		return nil, err
+	}
+	st, err := embedded.Open(filepath.Join(dir, "store"))
+	if err != nil {
+		return nil, err
+	}
+	err = (&controllers.UserReconciler{
+		Client:      mgr.GetClient(),
+		Store:       st,
+		Recorder:    mgr.GetEventRecorder("roster"),
+		Clock:       clock.RealClock{},
+		DefaultRole: "Member",
+		Invitations: &controllers.Invitations{
+			Templates: templates, Sender: outbox, PublicURL: &url.URL{Scheme: "http", Host: "localhost:8082"},
+			ProductName: "Roster", InvitationTTL: 7 * 24 * time.Hour, ResetTTL: time.Hour,
+		},
+	}).SetupWithManager(mgr)
+	if err != nil {
+		_ = st.Close()
+		return nil, err
+	}
+	return st, nil
 }
 
 func newNamespace(t *testing.T) string {
