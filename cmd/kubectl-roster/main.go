@@ -1,6 +1,7 @@
 // Command kubectl-roster is the kubectl plugin for Roster: bulk import and
-// export of Users, the example file, and bulk actions on Users chosen by
-// name or label selector. Install it on the PATH and run `kubectl roster`.
+// export of Users, the example file, inviting people by email address,
+// finding Users by text, and bulk actions on Users chosen by name or label
+// selector. Install it on the PATH and run `kubectl roster`.
 package main
 
 import (

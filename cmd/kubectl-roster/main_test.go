@@ -5,6 +5,8 @@ import (
 	"context"
 	"fmt"
 	"net/http"
+	netmail "net/mail"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -22,6 +24,8 @@ import (
 	"roster.dev/roster/controllers"
 	"roster.dev/roster/controllers/controllerstest"
 	"roster.dev/roster/internal/chunks"
+	"roster.dev/roster/internal/invitation"
+	"roster.dev/roster/internal/mail"
 	"roster.dev/roster/internal/store/embedded"
 	"roster.dev/roster/internal/testenv"
 )
@@ -31,8 +35,8 @@ var (
 	k8s        client.Client
 )
 
-// TestMain runs a control plane and the UserImport controller, so that the
-// plugin's commands run against the real thing.
+// TestMain runs a control plane and the UserImport and User controllers, so
+// that the plugin's commands run against the real thing.
 func TestMain(m *testing.M) { os.Exit(runSuite(m)) }
 
 func runSuite(m *testing.M) int {
@@ -61,12 +65,18 @@ func runSuite(m *testing.M) int {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}
+	// Users the plugin creates reach Invited: emails go to an outbox.
 	emb, err := embedded.Open(dir)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}
 	defer emb.Close()
+	invitations, err := outboxInvitations(dir)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
 	_, err = controllers.Setup(mgr, controllers.Deps{
 		Store:         emb,
 		Registry:      prometheus.NewRegistry(),
@@ -74,6 +84,7 @@ func runSuite(m *testing.M) int {
 		ResyncPeriod:  time.Minute,
 		ImportWorkers: 8,
 		ImportSource:  controllers.SourceLoader{HTTP: http.DefaultClient, MaxBytes: 16 << 20, TempDir: dir},
+		Invitations:   invitations,
 	})
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
@@ -83,6 +94,23 @@ func runSuite(m *testing.M) int {
 	defer cancel()
 	go func() { _ = mgr.Start(ctx) }()
 	return m.Run()
+}
+
+// outboxInvitations writes the emails to an outbox in dir.
+func outboxInvitations(dir string) (*controllers.Invitations, error) {
+	templates, err := mail.LoadTemplates("")
+	if err != nil {
+		return nil, err
+	}
+	outbox, err := mail.NewOutbox(filepath.Join(dir, "outbox"), &netmail.Address{Name: "Roster", Address: "roster@example.com"})
+	if err != nil {
+		return nil, err
+	}
+	return &controllers.Invitations{
+		Templates: templates, Sender: outbox, PublicURL: &url.URL{Scheme: "http", Host: "localhost:8082"},
+		ProductName: "Roster", InvitationTTL: 7 * 24 * time.Hour, ResetTTL: time.Hour,
+		Metrics: invitation.NewMetrics(prometheus.NewRegistry()),
+	}, nil
 }
 
 func newNamespace(t *testing.T) string {

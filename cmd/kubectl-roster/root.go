@@ -28,8 +28,9 @@ func NewRootCommand(streams genericiooptions.IOStreams) *cobra.Command {
 	p := &plugin{flags: genericclioptions.NewConfigFlags(true), streams: streams, poll: 500 * time.Millisecond}
 	root := &cobra.Command{
 		Use:           "kubectl roster",
+		Annotations:   map[string]string{cobra.CommandDisplayNameAnnotation: "kubectl roster"}, // help says "kubectl roster import", not "kubectl import"
 		Short:         "Manage Roster users in bulk",
-		Long:          "kubectl roster imports and exports Users from CSV or Excel files and acts on many Users at once.",
+		Long:          "kubectl roster imports and exports Users from CSV or Excel files, invites and finds people, and acts on many Users at once.",
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
@@ -40,6 +41,8 @@ func NewRootCommand(streams genericiooptions.IOStreams) *cobra.Command {
 		p.importCommand(),
 		p.exportCommand(),
 		p.templateCommand(),
+		p.inviteCommand(),
+		p.findCommand(),
 		p.setDeactivatedCommand("deactivate", true),
 		p.setDeactivatedCommand("reactivate", false),
 		p.annotateCommand("reset-password", v1alpha1.ResetPasswordAnnotation, "Email a single-use password reset link to Users"),
