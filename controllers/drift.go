@@ -145,15 +145,24 @@ func (d *UserDrift) Pass(ctx context.Context) (DriftReport, error) {
 
 // holder is the User that holds the store user: the one with its email whose
 // status records a store ID, preferring the one recording exactly this ID
-// (directories may spell a DN differently from how it was created). It
-// returns nil for a store user no User holds.
+// (directories may spell a DN differently from how it was created), or the
+// one whose UID the store user carries (Roster created it for that User,
+// whose status was lost). It returns nil for a store user no User holds.
 func (d *UserDrift) holder(ctx context.Context, got *store.User) (*v1alpha1.User, error) {
 	var found *v1alpha1.User
-	err := eachUserWithEmail(ctx, d.Client, got.Email, func(u *v1alpha1.User) {
-		if u.Status.StoreID == "" || !u.DeletionTimestamp.IsZero() {
-			return
+	rank := func(u *v1alpha1.User) int {
+		switch {
+		case u == nil || !u.DeletionTimestamp.IsZero():
+			return 0
+		case u.Status.StoreID == got.ID, got.ExternalID != "" && string(u.UID) == got.ExternalID:
+			return 3
+		case u.Status.StoreID != "":
+			return 2
 		}
-		if found == nil || (u.Status.StoreID == got.ID && found.Status.StoreID != got.ID) {
+		return 0
+	}
+	err := eachUserWithEmail(ctx, d.Client, got.Email, func(u *v1alpha1.User) {
+		if rank(u) > rank(found) {
 			found = u
 		}
 	})

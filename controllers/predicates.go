@@ -1,6 +1,8 @@
 package controllers
 
 import (
+	"maps"
+
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/event"
 	"sigs.k8s.io/controller-runtime/pkg/predicate"
@@ -12,11 +14,13 @@ import (
 var requestAnnotations = []string{v1alpha1.ResendInvitationAnnotation, v1alpha1.ResetPasswordAnnotation}
 
 // userChanged passes creations, deletions, spec changes (a new generation),
-// the start of a deletion and a new value of a request annotation. Status
-// writes and label-only changes do not wake the User's own reconciler.
+// the start of a deletion, a new value of a request annotation and new
+// labels (a Group's selector may take the User in or out, which its
+// status.groups shows). Status writes do not wake the User's own
+// reconciler.
 func userChanged() predicate.Predicate {
 	return predicate.Or(predicate.GenerationChangedPredicate{}, updatesWhere(func(old, new client.Object) bool {
-		return deletionStarted(old, new) || requestAnnotationChanged(old, new)
+		return deletionStarted(old, new) || requestAnnotationChanged(old, new) || !maps.Equal(old.GetLabels(), new.GetLabels())
 	}))
 }
 

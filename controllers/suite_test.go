@@ -41,6 +41,7 @@ import (
 var (
 	k8s              client.Client // reads straight from the API server
 	importReconciler *controllers.UserImportReconciler
+	reconcilers      *controllers.Reconcilers
 	importTLS        *httptest.Server
 	importFiles      sync.Map // path -> []byte served by importTLS
 	backend          *faultyStore
@@ -114,7 +115,7 @@ func runSuite(m *testing.M) int {
 
 	importTLS = httptest.NewTLSServer(http.HandlerFunc(serveImportFile))
 	defer importTLS.Close()
-	reconcilers, err := controllers.Setup(mgr, controllers.Deps{
+	reconcilers, err = controllers.Setup(mgr, controllers.Deps{
 		Store:             store.Instrument(backend, storeMetrics, nil),
 		Client:            countingClient(mgr.GetClient()),
 		Registry:          prometheus.NewRegistry(),

@@ -21,6 +21,7 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/event"
 
 	"roster.dev/roster/api/v1alpha1"
 	"roster.dev/roster/controllers"
@@ -85,12 +86,30 @@ func waitForEmails(t *testing.T, addr, kind string, n int) []email {
 	return got
 }
 
-// settle waits for the User's reconciler to run a few more passes (the suite
-// resyncs every second), so that a test can say something did not happen.
+// settle lets the store-wide drift pass run twice more and wakes every
+// User in the namespace three times as a pass that found a difference
+// would, waiting for each reconcile, so that a test can say something did
+// not happen on a resync.
 func settle(t *testing.T, ns string) {
 	t.Helper()
-	n := passes.get(ns) + 3
-	NewWithT(t).Eventually(func() int { return passes.get(ns) }, timeout, tick).Should(BeNumerically(">=", n))
+	g := NewWithT(t)
+	complete := reconcilers.Drift.Metrics.Passes("embedded", "complete") + 2
+	g.Eventually(func() float64 { return reconcilers.Drift.Metrics.Passes("embedded", "complete") }, timeout, tick).
+		Should(BeNumerically(">=", complete))
+	var users v1alpha1.UserList
+	g.Expect(k8s.List(t.Context(), &users, client.InNamespace(ns))).To(Succeed())
+	for range 3 {
+		n := passes.get(ns) + len(users.Items)
+		for i := range users.Items {
+			wake := &v1alpha1.User{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: users.Items[i].Name}}
+			select {
+			case reconcilers.Drift.Events() <- event.GenericEvent{Object: wake}:
+			case <-t.Context().Done():
+				t.Fatal(t.Context().Err())
+			}
+		}
+		g.Eventually(func() int { return passes.get(ns) }, timeout, tick).Should(BeNumerically(">=", n))
+	}
 }
 
 func invitationCondition(u *v1alpha1.User) *metav1.Condition {
