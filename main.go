@@ -3,22 +3,20 @@
 package main
 
 import (
-	"context"
 	"errors"
 	"flag"
 	"fmt"
-	"maps"
 	netmail "net/mail"
 	"net/url"
 	"os"
 	"path/filepath"
-	"slices"
 	"strings"
 	"time"
 
+	"k8s.io/apimachinery/pkg/util/validation"
+
 	_ "time/tzdata" // IANA time zones for validating spec.timeZone in a minimal image.
 
-	"golang.org/x/time/rate"
 	"k8s.io/apimachinery/pkg/runtime"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/rest"
@@ -34,18 +32,13 @@ import (
 	"roster.dev/roster/internal/invitation"
 	"roster.dev/roster/internal/mail"
 	"roster.dev/roster/internal/password"
-	"roster.dev/roster/internal/store"
-	"roster.dev/roster/internal/store/embedded"
-	"roster.dev/roster/internal/store/ldap"
-	"roster.dev/roster/internal/store/scim"
 	"roster.dev/roster/internal/web"
 )
 
 // options are the manager's flags. They are part of the product contract.
 type options struct {
 	kubeconfig       string
-	storeKind        string
-	storeConfig      string
+	namespace        string
 	dataDir          string
 	outboxDir        string
 	publicURL        string
@@ -58,8 +51,7 @@ type options struct {
 	resyncPeriod     time.Duration
 	userConcurrency  int
 	groupConcurrency int
-	storeQPS         float64
-	storeBurst       int
+	storeCheck       time.Duration
 	kubeAPIQPS       float64
 	kubeAPIBurst     int
 	importMaxBytes   int64
@@ -91,8 +83,7 @@ func parseFlags(args []string) (*options, error) {
 	o := &options{}
 	fs := flag.NewFlagSet("roster", flag.ContinueOnError)
 	fs.StringVar(&o.kubeconfig, "kubeconfig", "", "kubeconfig file (default: $KUBECONFIG, ~/.kube/config or the in-cluster service account)")
-	fs.StringVar(&o.storeKind, "store", embedded.Kind, "identity store: "+strings.Join(storeKinds(), ", "))
-	fs.StringVar(&o.storeConfig, "store-config", "", "YAML file configuring the ldap or scim store")
+	fs.StringVar(&o.namespace, "namespace", defaultNamespace(), "the operator's own namespace, where store credentials, token records, session keys and the leader-election Lease live (default $POD_NAMESPACE, else roster-system)")
 	fs.StringVar(&o.dataDir, "data-dir", "/var/lib/roster", "folder of the embedded store (and the outbox's default parent)")
 	fs.StringVar(&o.outboxDir, "outbox-dir", "", "folder where messages are written as .eml files when no SMTP server is configured (default <data-dir>/outbox)")
 	fs.StringVar(&o.publicURL, "public-url", "http://localhost:8082", "base URL that links in emails start with")
@@ -105,8 +96,7 @@ func parseFlags(args []string) (*options, error) {
 	fs.DurationVar(&o.resyncPeriod, "resync-period", 10*time.Minute, "how often the store is compared with the Users (one paged listing) and each Group with its store group (jittered by up to 10%)")
 	fs.IntVar(&o.userConcurrency, "user-concurrency", 8, "Users reconciled at once")
 	fs.IntVar(&o.groupConcurrency, "group-concurrency", 2, "Groups reconciled at once")
-	fs.Float64Var(&o.storeQPS, "store-qps", 0, "store calls per second, across all controllers; 0 for no limit")
-	fs.IntVar(&o.storeBurst, "store-burst", 20, "store calls allowed in a burst above --store-qps")
+	fs.DurationVar(&o.storeCheck, "store-check-period", time.Minute, "how often each IdentityStore's store is checked for reachability and its Secrets for changes")
 	fs.Float64Var(&o.kubeAPIQPS, "kube-api-qps", 500, "requests per second to the Kubernetes API before client-side throttling (the API server's priority and fairness still applies)")
 	fs.IntVar(&o.kubeAPIBurst, "kube-api-burst", 1000, "requests to the Kubernetes API allowed in a burst")
 	fs.Int64Var(&o.importMaxBytes, "import-max-bytes", 64<<20, "largest import file accepted, before and after decompression")
@@ -136,11 +126,8 @@ func parseFlags(args []string) (*options, error) {
 }
 
 func (o *options) validate() error {
-	switch open := storeOpeners()[o.storeKind]; {
-	case open == nil:
-		return fmt.Errorf("--store: unknown store %q (want one of %s)", o.storeKind, strings.Join(storeKinds(), ", "))
-	case o.storeKind != embedded.Kind && o.storeConfig == "":
-		return fmt.Errorf("--store=%s needs --store-config", o.storeKind)
+	if errs := validation.IsDNS1123Label(o.namespace); len(errs) > 0 {
+		return fmt.Errorf("--namespace: %q is not a namespace name: %s", o.namespace, strings.Join(errs, "; "))
 	}
 	if o.outboxDir == "" {
 		o.outboxDir = filepath.Join(o.dataDir, "outbox")
@@ -162,8 +149,8 @@ func (o *options) validate() error {
 	if o.groupConcurrency < 1 {
 		return fmt.Errorf("--group-concurrency: must be at least 1, got %d", o.groupConcurrency)
 	}
-	if o.storeQPS < 0 || o.storeBurst < 1 {
-		return fmt.Errorf("--store-qps must not be negative and --store-burst must be at least 1")
+	if o.storeCheck < time.Second {
+		return fmt.Errorf("--store-check-period: %s is shorter than the minimum of 1s", o.storeCheck)
 	}
 	return o.validateMail()
 }
@@ -253,27 +240,14 @@ func restConfig(path string) (*rest.Config, error) {
 	return ctrl.GetConfig()
 }
 
-// storeOpeners opens each kind of store by the flags: the one list of the
-// kinds the manager knows.
-func storeOpeners() map[string]func(o *options) (store.Store, error) {
-	return map[string]func(o *options) (store.Store, error){
-		embedded.Kind: func(o *options) (store.Store, error) { return embedded.Open(o.dataDir) },
-		ldap.Kind: func(o *options) (store.Store, error) {
-			cfg, err := ldap.LoadConfig(o.storeConfig)
-			if err != nil {
-				return nil, fmt.Errorf("--store-config: %w", err)
-			}
-			return ldap.Open(cfg)
-		},
-		scim.Kind: func(o *options) (store.Store, error) { return scim.Open(context.Background(), o.storeConfig) },
+// defaultNamespace is the operator's namespace when --namespace is not
+// given: the pod's, else roster-system.
+func defaultNamespace() string {
+	if ns := os.Getenv("POD_NAMESPACE"); ns != "" {
+		return ns
 	}
+	return "roster-system"
 }
-
-// openStore opens the store the flags ask for.
-func (o *options) openStore() (store.Store, error) { return storeOpeners()[o.storeKind](o) }
-
-// storeKinds are the kinds --store takes, sorted.
-func storeKinds() []string { return slices.Sorted(maps.Keys(storeOpeners())) }
 
 // invitations builds what the User controller needs to email links.
 func (o *options) invitations() (*controllers.Invitations, error) {
@@ -332,17 +306,6 @@ func run(args []string) error {
 		return err
 	}
 
-	backend, err := o.openStore()
-	if err != nil {
-		return fmt.Errorf("opening the %s store: %w", o.storeKind, err)
-	}
-	defer func() { _ = backend.Close() }()
-	var limiter *rate.Limiter
-	if o.storeQPS > 0 {
-		limiter = rate.NewLimiter(rate.Limit(o.storeQPS), o.storeBurst)
-	}
-	st := store.Instrument(backend, store.NewMetrics(metrics.Registry), limiter)
-
 	cfg, err := restConfig(o.kubeconfig)
 	if err != nil {
 		return fmt.Errorf("loading kubeconfig: %w", err)
@@ -357,7 +320,10 @@ func run(args []string) error {
 		PprofBindAddress:       o.pprofAddress,
 		LeaderElection:         o.leaderElect,
 		LeaderElectionID:       "roster.iam.roster.dev",
-		Cache:                  controllers.CacheOptions(),
+		// The Lease lives in the operator's namespace, so that a manager
+		// run outside the cluster elects a leader too.
+		LeaderElectionNamespace: o.namespace,
+		Cache:                   controllers.CacheOptions(),
 	})
 	if err != nil {
 		return fmt.Errorf("creating the manager: %w", err)
@@ -368,7 +334,9 @@ func run(args []string) error {
 		return err
 	}
 	_, err = controllers.Setup(mgr, controllers.Deps{
-		Store:             st,
+		Namespace:         o.namespace,
+		DataDir:           o.dataDir,
+		StoreCheckPeriod:  o.storeCheck,
 		DefaultRole:       o.defaultRole,
 		ResyncPeriod:      o.resyncPeriod,
 		UserConcurrency:   o.userConcurrency,
@@ -390,7 +358,7 @@ func run(args []string) error {
 		return err
 	}
 
-	setupLog.Info("Starting manager", "store", o.storeKind, "dataDir", o.dataDir, "passwords", st.Capabilities().Passwords,
+	setupLog.Info("Starting manager", "namespace", o.namespace, "dataDir", o.dataDir,
 		"publicURL", o.publicURL, "webBindAddress", o.webBindAddress, "passwordPolicy", o.policy.String())
 	return mgr.Start(ctrl.SetupSignalHandler())
 }

@@ -17,8 +17,8 @@ func TestParseFlags(t *testing.T) {
 		wantErr string
 	}{
 		{name: "defaults", args: nil},
-		{name: "unknown store", args: []string{"--store=redis"}, wantErr: "--store"},
-		{name: "ldap needs a config", args: []string{"--store=ldap"}, wantErr: "--store-config"},
+		{name: "bad namespace", args: []string{"--namespace=Not_A_Namespace"}, wantErr: "--namespace"},
+		{name: "store check too often", args: []string{"--store-check-period=10ms"}, wantErr: "--store-check-period"},
 		{name: "bad public URL", args: []string{"--public-url=ftp://example.com"}, wantErr: "--public-url"},
 		{name: "resync too short", args: []string{"--resync-period=5s"}, wantErr: "--resync-period"},
 		{name: "no workers", args: []string{"--user-concurrency=0"}, wantErr: "--user-concurrency"},
@@ -101,15 +101,5 @@ func TestOutboxIsTheDefault(t *testing.T) {
 	}
 	if _, err := os.Stat(filepath.Join(dir, "outbox")); err != nil {
 		t.Errorf("the outbox folder was not created: %v", err)
-	}
-}
-
-func TestOpenStoreFailsClearly(t *testing.T) {
-	o, err := parseFlags([]string{"--data-dir=/proc/roster-cannot-exist"})
-	if err != nil {
-		t.Fatalf("parseFlags: %v", err)
-	}
-	if _, err := o.openStore(); err == nil || !strings.Contains(err.Error(), "/proc/roster-cannot-exist") {
-		t.Errorf("openStore error = %v, want one naming the folder", err)
 	}
 }

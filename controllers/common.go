@@ -19,6 +19,7 @@ import (
 	"roster.dev/roster/api/v1alpha1"
 	"roster.dev/roster/internal/status"
 	"roster.dev/roster/internal/store"
+	"roster.dev/roster/internal/stores"
 )
 
 // jittered returns period plus up to a tenth more, so that periodic
@@ -154,4 +155,28 @@ func (o *outcome) apply(conds *[]metav1.Condition, observedGeneration *int64, ge
 	}
 	status.Apply(conds, gen, *o.summary)
 	*observedGeneration = gen
+}
+
+// storeWait is how long a resource waits for its identity store before it
+// looks again.
+const storeWait = 10 * time.Second
+
+// resolveStore finds the store a resource uses; while it cannot be used,
+// the pass says why and the resource waits.
+func (o *outcome) resolveStore(reg *stores.Registry, ref *v1alpha1.StoreReference) (*stores.Handle, []string, error) {
+	h, err := reg.Resolve(ref)
+	if err != nil {
+		o.set(status.Progressing, ReasonWaitingForStore, "Waiting for the identity store: %v.", err)
+		return nil, nil, err
+	}
+	return h, storeKeys(h.Name, reg.IsDefault(h.Name)), nil
+}
+
+// storeKeysFor are the storeKeys of the store ref names, or resolves to.
+func storeKeysFor(reg *stores.Registry, ref *v1alpha1.StoreReference) ([]string, error) {
+	name, err := reg.Name(ref)
+	if err != nil {
+		return nil, err
+	}
+	return storeKeys(name, reg.IsDefault(name)), nil
 }

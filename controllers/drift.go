@@ -15,10 +15,11 @@ import (
 
 	"roster.dev/roster/api/v1alpha1"
 	"roster.dev/roster/internal/store"
+	"roster.dev/roster/internal/stores"
 )
 
 // UserDrift is the store-wide resync of Users. Every period (jittered) it
-// reads the store's users page by page, compares each with the User that
+// reads each open store's users page by page, compares each with the User that
 // holds it, and wakes the User reconciler for the Users whose store user
 // differs from what they ask for or report; the reconciler then writes only
 // what differs, with an event for each correction. A pass that finds nothing
@@ -31,8 +32,9 @@ import (
 // differences it saw: a user it did not reach is never taken for gone.
 type UserDrift struct {
 	// Client reads Users from the manager's cache.
-	Client      client.Reader
-	Store       store.Store
+	Client client.Reader
+	// Stores are the open stores; each is compared in turn.
+	Stores      *stores.Registry
 	DefaultRole string
 	// Period is the time between passes; each is jittered by up to a tenth.
 	Period  time.Duration
@@ -79,30 +81,38 @@ func (d *UserDrift) Start(ctx context.Context) error {
 			return nil
 		case <-timer.C:
 		}
-		start := time.Now()
-		rep, err := d.Pass(ctx)
-		d.Metrics.observe(d.Store.Kind(), rep, time.Since(start))
-		log := d.Log.WithValues("store", d.Store.Kind(), "read", rep.Read, "differ", rep.Differ,
-			"missing", rep.Missing, "unmanaged", rep.Unmanaged, "took", time.Since(start).Round(time.Millisecond))
-		switch {
-		case err != nil && ctx.Err() == nil:
-			log.Error(err, "Comparing the store with the Users stopped part way; the users not read are compared at the next pass")
-		case err == nil && rep.Differ+rep.Missing > 0:
-			log.Info("Compared the store with the Users and woke those that differ")
-		case err == nil:
-			log.V(1).Info("Compared the store with the Users: no differences")
+		for _, h := range d.Stores.All() {
+			d.passOver(ctx, h)
 		}
 	}
 }
 
-// Pass compares the store with the Users once.
-func (d *UserDrift) Pass(ctx context.Context) (DriftReport, error) {
+// passOver runs one pass over the store, with its metrics and log line.
+func (d *UserDrift) passOver(ctx context.Context, h *stores.Handle) {
+	start := time.Now()
+	rep, err := d.Pass(ctx, h)
+	d.Metrics.observe(h.Name, rep, time.Since(start))
+	log := d.Log.WithValues("store", h.Name, "read", rep.Read, "differ", rep.Differ,
+		"missing", rep.Missing, "unmanaged", rep.Unmanaged, "took", time.Since(start).Round(time.Millisecond))
+	switch {
+	case err != nil && ctx.Err() == nil:
+		log.Error(err, "Comparing the store with the Users stopped part way; the users not read are compared at the next pass")
+	case err == nil && rep.Differ+rep.Missing > 0:
+		log.Info("Compared the store with the Users and woke those that differ")
+	case err == nil:
+		log.V(1).Info("Compared the store with the Users: no differences")
+	}
+}
+
+// Pass compares one store with its Users once.
+func (d *UserDrift) Pass(ctx context.Context, h *stores.Handle) (DriftReport, error) {
 	var rep DriftReport
+	keys := storeKeys(h.Name, d.Stores.IsDefault(h.Name))
 	listed := map[string]struct{}{} // UIDs of the Users whose store user was listed
-	err := d.Store.ListUsers(ctx, func(page []store.User) error {
+	err := h.ListUsers(ctx, func(page []store.User) error {
 		for i := range page {
 			rep.Read++
-			user, err := d.holder(ctx, &page[i])
+			user, err := d.holder(ctx, keys, &page[i])
 			if err != nil {
 				return err
 			}
@@ -122,22 +132,24 @@ func (d *UserDrift) Pass(ctx context.Context) (DriftReport, error) {
 		return nil
 	})
 	if err != nil {
-		return rep, fmt.Errorf("reading the %s store's users: %w", d.Store.Kind(), err)
+		return rep, fmt.Errorf("reading the %s store's users: %w", h.Name, err)
 	}
 	rep.Complete = true
 
-	var users v1alpha1.UserList
-	if err := d.Client.List(ctx, &users, client.UnsafeDisableDeepCopy); err != nil {
-		return rep, fmt.Errorf("listing Users: %w", err)
-	}
-	for i := range users.Items {
-		user := &users.Items[i]
-		if _, ok := listed[string(user.UID)]; ok || user.Status.StoreID == "" || !user.DeletionTimestamp.IsZero() {
-			continue
+	for _, key := range keys {
+		var users v1alpha1.UserList
+		if err := d.Client.List(ctx, &users, client.MatchingFields{storeRefIndex: key}, client.UnsafeDisableDeepCopy); err != nil {
+			return rep, fmt.Errorf("listing Users: %w", err)
 		}
-		rep.Missing++
-		if err := d.send(ctx, user); err != nil {
-			return rep, err
+		for i := range users.Items {
+			user := &users.Items[i]
+			if _, ok := listed[string(user.UID)]; ok || user.Status.StoreID == "" || !user.DeletionTimestamp.IsZero() {
+				continue
+			}
+			rep.Missing++
+			if err := d.send(ctx, user); err != nil {
+				return rep, err
+			}
 		}
 	}
 	return rep, nil
@@ -148,7 +160,7 @@ func (d *UserDrift) Pass(ctx context.Context) (DriftReport, error) {
 // (directories may spell a DN differently from how it was created), or the
 // one whose UID the store user carries (Roster created it for that User,
 // whose status was lost). It returns nil for a store user no User holds.
-func (d *UserDrift) holder(ctx context.Context, got *store.User) (*v1alpha1.User, error) {
+func (d *UserDrift) holder(ctx context.Context, keys []string, got *store.User) (*v1alpha1.User, error) {
 	var found *v1alpha1.User
 	rank := func(u *v1alpha1.User) int {
 		switch {
@@ -161,7 +173,7 @@ func (d *UserDrift) holder(ctx context.Context, got *store.User) (*v1alpha1.User
 		}
 		return 0
 	}
-	err := eachUserWithEmail(ctx, d.Client, got.Email, func(u *v1alpha1.User) {
+	err := eachUserWithEmail(ctx, d.Client, keys, got.Email, func(u *v1alpha1.User) {
 		if rank(u) > rank(found) {
 			found = u
 		}
@@ -223,11 +235,11 @@ func (m *DriftMetrics) observe(kind string, rep DriftReport, took time.Duration)
 	m.duration.WithLabelValues(kind).Observe(took.Seconds())
 }
 
-// Passes returns how many passes over the store of that kind ended with the
+// Passes returns how many passes over the named store ended with the
 // result ("complete" or "partial"), for tests.
-func (m *DriftMetrics) Passes(kind, result string) float64 {
+func (m *DriftMetrics) Passes(storeName, result string) float64 {
 	var out dto.Metric
-	if err := m.passes.WithLabelValues(kind, result).Write(&out); err != nil {
+	if err := m.passes.WithLabelValues(storeName, result).Write(&out); err != nil {
 		return 0
 	}
 	return out.GetCounter().GetValue()

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"hash/fnv"
+	"slices"
 
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/log"
@@ -35,20 +36,23 @@ func emailIndexes() []fieldIndex {
 	}}}
 }
 
-// UsersWithEmail returns the Users holding the email (compared without regard
-// to case), in any namespace, from the cache. The User controller finds
-// duplicates through it and the UserImport controller the User a row names.
-func usersWithEmail(ctx context.Context, c client.Reader, email string) ([]v1alpha1.User, error) {
+// usersWithEmail returns the Users of a store holding the email (compared
+// without regard to case), in any namespace, from the cache; keys are the
+// store's storeKeys. The User controller finds duplicates through it and
+// the UserImport controller the User a row names.
+func usersWithEmail(ctx context.Context, c client.Reader, keys []string, email string) ([]v1alpha1.User, error) {
 	var out []v1alpha1.User
-	err := eachUserWithEmail(ctx, c, email, func(u *v1alpha1.User) {
+	err := eachUserWithEmail(ctx, c, keys, email, func(u *v1alpha1.User) {
 		out = append(out, *u.DeepCopy())
 	})
 	return out, err
 }
 
-// eachUserWithEmail calls fn with each User holding the email, straight from
-// the cache: fn must not modify or keep the User.
-func eachUserWithEmail(ctx context.Context, c client.Reader, email string, fn func(*v1alpha1.User)) error {
+// eachUserWithEmail calls fn with each User of the store (keys, its
+// storeKeys) holding the email, straight from the cache: fn must not modify
+// or keep the User. An address is unique per store, so Users of other
+// stores are left out.
+func eachUserWithEmail(ctx context.Context, c client.Reader, keys []string, email string, fn func(*v1alpha1.User)) error {
 	var list v1alpha1.UserList
 	// The bucket's Users are only read here, so the cache need not copy them
 	// all.
@@ -58,7 +62,7 @@ func eachUserWithEmail(ctx context.Context, c client.Reader, email string, fn fu
 	}
 	want := naming.NormalizeEmail(email)
 	for i := range list.Items {
-		if naming.NormalizeEmail(list.Items[i].Spec.Email) == want {
+		if naming.NormalizeEmail(list.Items[i].Spec.Email) == want && slices.Contains(keys, storeKey(list.Items[i].Spec.StoreRef)) {
 			fn(&list.Items[i])
 		}
 	}
@@ -95,7 +99,11 @@ func (r *UserReconciler) usersSharingEmail(ctx context.Context, obj client.Objec
 	if !ok {
 		return nil
 	}
-	users, err := usersWithEmail(ctx, r.Client, user.Spec.Email)
+	keys, err := storeKeysFor(r.Stores, user.Spec.StoreRef)
+	if err != nil {
+		return nil // the Users wait for their store, and are queued again then
+	}
+	users, err := usersWithEmail(ctx, r.Client, keys, user.Spec.Email)
 	if err != nil {
 		log.FromContext(ctx).Error(err, "Listing Users with the same email")
 		return nil

@@ -27,13 +27,15 @@ import (
 	"roster.dev/roster/api/v1alpha1"
 	"roster.dev/roster/internal/status"
 	"roster.dev/roster/internal/store"
+	"roster.dev/roster/internal/stores"
 )
 
 // GroupReconciler provisions Groups into the identity store and keeps each
 // store group's membership equal to the Group's effective members.
 type GroupReconciler struct {
 	client.Client
-	Store    store.Store
+	// Stores are the open identity stores; each Group uses one.
+	Stores   *stores.Registry
 	Recorder events.EventRecorder
 
 	// ResyncPeriod is how often an unchanged Group is compared with the
@@ -58,6 +60,7 @@ const (
 	ReasonMembersMissing      = "MembersMissing"
 	ReasonMembersPending      = "MembersPending"
 	ReasonTooManyMembers      = "TooManyMembers"
+	ReasonMembersInOtherStore = "MembersInOtherStore"
 )
 
 // +kubebuilder:rbac:groups=iam.roster.dev,resources=groups,verbs=get;list;watch;update;patch
@@ -67,8 +70,10 @@ const (
 // groupPass is what one reconcile pass observed; status is computed from it.
 type groupPass struct {
 	outcome
-	observed   *store.Group // the store group, nil when it is not in the store
-	membership *memberSet   // nil until resolved
+	store      *stores.Handle // the Group's store, once resolved
+	storeKeys  []string       // the store's storeKeys
+	observed   *store.Group   // the store group, nil when it is not in the store
+	membership *memberSet     // nil until resolved
 }
 
 // Reconcile brings one Group's store group to its spec and members.
@@ -85,6 +90,11 @@ func (r *GroupReconciler) Reconcile(ctx context.Context, req ctrl.Request) (resu
 		patchStatus(ctx, r.Client, group, base, group.Status, base.Status, &retErr)
 	}()
 
+	var err error
+	if pass.store, pass.storeKeys, err = pass.resolveStore(r.Stores, group.Spec.StoreRef); err != nil {
+		logStoreWait(ctx, err)
+		return ctrl.Result{RequeueAfter: storeWait}, nil
+	}
 	if !group.DeletionTimestamp.IsZero() {
 		return requeueOnConflict(r.reconcileDelete(ctx, group, pass))
 	}
@@ -163,8 +173,8 @@ func (r *GroupReconciler) externalIDOwner(ctx context.Context, group *v1alpha1.G
 // by its name.
 func (r *GroupReconciler) observe(ctx context.Context, group *v1alpha1.Group, pass *groupPass) (err error) {
 	pass.observed, err = observeStore(group.Status.StoreID,
-		func() (store.Group, error) { return r.Store.GetGroup(ctx, group.Status.StoreID) },
-		func() (store.Group, error) { return r.Store.FindGroupByName(ctx, storeGroupName(group)) })
+		func() (store.Group, error) { return pass.store.GetGroup(ctx, group.Status.StoreID) },
+		func() (store.Group, error) { return pass.store.FindGroupByName(ctx, storeGroupName(group)) })
 	return err
 }
 
@@ -177,13 +187,13 @@ func (r *GroupReconciler) ensureInStore(ctx context.Context, group *v1alpha1.Gro
 	if desired.DisplayName == "" {
 		desired.DisplayName = group.Name
 	}
-	created, err := r.Store.CreateGroup(ctx, desired, pass.membership.StoreIDs)
+	created, err := pass.store.CreateGroup(ctx, desired, pass.membership.StoreIDs)
 	if err != nil {
 		return err
 	}
 	pass.observed = &created
 	r.event(group, corev1.EventTypeNormal, ReasonCreated, "Create",
-		"Created the group in the %s store with %d members.", r.Store.Kind(), len(pass.membership.StoreIDs))
+		"Created the group in the %s store with %d members.", pass.store.Name, len(pass.membership.StoreIDs))
 	return nil
 }
 
@@ -192,7 +202,7 @@ func (r *GroupReconciler) ensureUpToDate(ctx context.Context, group *v1alpha1.Gr
 	if update.IsEmpty() {
 		return nil
 	}
-	updated, err := r.Store.UpdateGroup(ctx, pass.observed.ID, update)
+	updated, err := pass.store.UpdateGroup(ctx, pass.observed.ID, update)
 	if err != nil {
 		return err
 	}
@@ -213,7 +223,7 @@ func (r *GroupReconciler) ensureUpToDate(ctx context.Context, group *v1alpha1.Gr
 // syncMembers reads the store group's members afresh and writes the
 // difference from the effective members as one diff; nothing when they agree.
 func (r *GroupReconciler) syncMembers(ctx context.Context, group *v1alpha1.Group, pass *groupPass) error {
-	observed, err := r.Store.ListGroupMembers(ctx, pass.observed.ID)
+	observed, err := pass.store.ListGroupMembers(ctx, pass.observed.ID)
 	if err != nil {
 		return err
 	}
@@ -221,7 +231,7 @@ func (r *GroupReconciler) syncMembers(ctx context.Context, group *v1alpha1.Group
 	if diff.IsEmpty() {
 		return nil
 	}
-	if err := r.Store.UpdateGroupMembers(ctx, pass.observed.ID, diff); err != nil {
+	if err := pass.store.UpdateGroupMembers(ctx, pass.observed.ID, diff); err != nil {
 		return err
 	}
 	r.event(group, corev1.EventTypeNormal, ReasonMembersChanged, "UpdateMembers",
@@ -239,7 +249,7 @@ func (r *GroupReconciler) reconcileDelete(ctx context.Context, group *v1alpha1.G
 		return r.storeFailed(pass, "reading", err)
 	}
 	if pass.observed != nil {
-		if err := r.Store.DeleteGroup(ctx, pass.observed.ID); err != nil {
+		if err := pass.store.DeleteGroup(ctx, pass.observed.ID); err != nil {
 			return r.storeFailed(pass, "deleting", err)
 		}
 		r.event(group, corev1.EventTypeNormal, ReasonDeleted, "Delete", "Deleted the group from the store; its members stay.")
@@ -257,7 +267,7 @@ func (r *GroupReconciler) reconcileDelete(ctx context.Context, group *v1alpha1.G
 func (r *GroupReconciler) refusedOrFailed(group *v1alpha1.Group, pass *groupPass, doing string, err error) (ctrl.Result, error) {
 	if errors.Is(err, store.ErrAlreadyExists) {
 		pass.set(status.Stalled, ReasonDuplicateExternalID,
-			"spec.externalID %q is held by another group in the %s store; nothing was changed.", group.Spec.ExternalID, r.Store.Kind())
+			"spec.externalID %q is held by another group in the %s store; nothing was changed.", group.Spec.ExternalID, pass.store.Name)
 		return ctrl.Result{RequeueAfter: r.resyncAfter()}, nil
 	}
 	return ctrl.Result{}, r.storeFailed(pass, doing, err)
@@ -266,7 +276,7 @@ func (r *GroupReconciler) refusedOrFailed(group *v1alpha1.Group, pass *groupPass
 // storeFailed records a failed store call on the pass and returns the error
 // for backoff.
 func (r *GroupReconciler) storeFailed(pass *groupPass, doing string, err error) error {
-	return pass.storeFailed("group", r.Store.Kind(), doing, err)
+	return pass.storeFailed("group", pass.store.Name, doing, err)
 }
 
 // computeStatus is the one place the status is written from what the pass
@@ -295,7 +305,7 @@ func (r *GroupReconciler) computeStatus(group *v1alpha1.Group, pass *groupPass, 
 			return // being deleted, or stopped early by a conflict: the next pass reports
 		default:
 			pass.set(status.Ready, ReasonProvisioned, "The group is in the %s store with %d members.",
-				r.Store.Kind(), len(pass.membership.StoreIDs))
+				pass.store.Name, len(pass.membership.StoreIDs))
 		}
 	}
 	pass.apply(&st.Conditions, &st.ObservedGeneration, group.Generation)
@@ -318,6 +328,12 @@ func setMembersConditions(st *v1alpha1.GroupStatus, gen int64, m *memberSet, tru
 			resolved.Reason = ReasonMembersPending
 		}
 		parts = append(parts, fmt.Sprintf("Members not in the store yet, added once they are: %s.", nameList(m.Pending, 10)))
+	}
+	if len(m.OtherStore) > 0 {
+		if len(parts) == 0 {
+			resolved.Reason = ReasonMembersInOtherStore
+		}
+		parts = append(parts, fmt.Sprintf("Users of another identity store, which cannot be members of this group: %s.", nameList(m.OtherStore, 10)))
 	}
 	if len(parts) > 0 {
 		resolved.Status, resolved.Message = metav1.ConditionFalse, strings.Join(parts, " ")

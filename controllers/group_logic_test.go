@@ -116,7 +116,7 @@ func TestEffectiveMembers(t *testing.T) {
 			if err != nil {
 				t.Fatalf("MemberSelector: %v", err)
 			}
-			got := effectiveMembers(g, sel, tc.candidates)
+			got := effectiveMembers(g, sel, tc.candidates, []string{defaultStoreKey})
 			if diff := cmp.Diff(tc.want, got, cmpopts.EquateEmpty()); diff != "" {
 				t.Errorf("EffectiveMembers() mismatch (-want +got):\n%s", diff)
 			}

@@ -92,6 +92,9 @@ type memberSet struct {
 	Missing []string
 	// Pending are members not in the store yet, sorted.
 	Pending []string
+	// OtherStore are Users that would be members but use another store,
+	// sorted: a store group holds only users of its own store.
+	OtherStore []string
 }
 
 // EffectiveMembers resolves a Group's members among candidate Users: those
@@ -99,8 +102,9 @@ type memberSet struct {
 // names the Group, as the cache's indexes found them. Candidates may repeat
 // and need not be members; each is checked again, so the result does not
 // depend on how they were found. A User being deleted is no longer a member:
-// its deletion takes it out of its groups.
-func effectiveMembers(group *v1alpha1.Group, selector labels.Selector, candidates []*v1alpha1.User) memberSet {
+// its deletion takes it out of its groups. keys are the storeKeys of the
+// Group's store: Users of other stores are no members.
+func effectiveMembers(group *v1alpha1.Group, selector labels.Selector, candidates []*v1alpha1.User, keys []string) memberSet {
 	var m memberSet
 	seen := make(map[string]bool, len(candidates))
 	ids := make(map[string]bool, len(candidates))
@@ -110,6 +114,10 @@ func effectiveMembers(group *v1alpha1.Group, selector labels.Selector, candidate
 		}
 		seen[u.Name] = true
 		if !u.DeletionTimestamp.IsZero() || !isMemberOf(u, group, selector) {
+			continue
+		}
+		if !slices.Contains(keys, storeKey(u.Spec.StoreRef)) {
+			m.OtherStore = append(m.OtherStore, u.Name)
 			continue
 		}
 		m.Members = append(m.Members, u.Name)
@@ -126,7 +134,7 @@ func effectiveMembers(group *v1alpha1.Group, selector labels.Selector, candidate
 			m.Missing = append(m.Missing, name)
 		}
 	}
-	for _, s := range [][]string{m.Members, m.StoreIDs, m.Missing, m.Pending} {
+	for _, s := range [][]string{m.Members, m.StoreIDs, m.Missing, m.Pending, m.OtherStore} {
 		slices.Sort(s)
 	}
 	return m
@@ -140,7 +148,7 @@ func (r *GroupReconciler) resolveMembers(ctx context.Context, group *v1alpha1.Gr
 	if err != nil {
 		return fmt.Errorf("finding the member Users: %w", err)
 	}
-	m := effectiveMembers(group, selector, candidates)
+	m := effectiveMembers(group, selector, candidates, pass.storeKeys)
 	pass.membership = &m
 	return nil
 }
@@ -150,7 +158,7 @@ func (r *GroupReconciler) resolveMembers(ctx context.Context, group *v1alpha1.Gr
 // Group yet shows up once the Group is created (the Group watch re-queues
 // the User).
 func (r *UserReconciler) resolveGroups(ctx context.Context, user *v1alpha1.User, pass *userPass) error {
-	groups, err := effectiveGroups(ctx, r.Client, user)
+	groups, err := effectiveGroups(ctx, r.Client, user, pass.storeKeys)
 	if err != nil {
 		return err
 	}
@@ -168,7 +176,7 @@ func (r *UserReconciler) resolveGroups(ctx context.Context, user *v1alpha1.User,
 // they are. A User whose store user is deleted needs none of this: DeleteUser
 // removes a user from every group.
 func (r *UserReconciler) leaveGroups(ctx context.Context, user *v1alpha1.User, pass *userPass) error {
-	groups, err := effectiveGroups(ctx, r.Client, user)
+	groups, err := effectiveGroups(ctx, r.Client, user, pass.storeKeys)
 	if err != nil {
 		return err
 	}
@@ -177,7 +185,7 @@ func (r *UserReconciler) leaveGroups(ctx context.Context, user *v1alpha1.User, p
 		if id == "" {
 			continue
 		}
-		err := r.Store.UpdateGroupMembers(ctx, id, store.MemberDiff{Remove: []string{pass.observed.ID}})
+		err := pass.store.UpdateGroupMembers(ctx, id, store.MemberDiff{Remove: []string{pass.observed.ID}})
 		if err != nil && !errors.Is(err, store.ErrNotFound) {
 			return fmt.Errorf("leaving group %s: %w", groups[i].Name, err)
 		}
@@ -208,9 +216,10 @@ func groupsSelectingOrNaming(ctx context.Context, c client.Reader, user *v1alpha
 	return out, nil
 }
 
-// effectiveGroups returns the existing Groups the User belongs to by any
-// route, sorted by name; Groups being deleted are left out.
-func effectiveGroups(ctx context.Context, c client.Reader, user *v1alpha1.User) ([]v1alpha1.Group, error) {
+// effectiveGroups returns the existing Groups of the User's store (keys, its
+// storeKeys) the User belongs to by any route, sorted by name; Groups being
+// deleted are left out.
+func effectiveGroups(ctx context.Context, c client.Reader, user *v1alpha1.User, keys []string) ([]v1alpha1.Group, error) {
 	groups, err := groupsSelectingOrNaming(ctx, c, user)
 	if err != nil {
 		return nil, err
@@ -231,6 +240,8 @@ func effectiveGroups(ctx context.Context, c client.Reader, user *v1alpha1.User) 
 			groups = append(groups, g)
 		}
 	}
+	// A store group holds only users of its own store.
+	groups = slices.DeleteFunc(groups, func(g v1alpha1.Group) bool { return !slices.Contains(keys, storeKey(g.Spec.StoreRef)) })
 	slices.SortFunc(groups, func(a, b v1alpha1.Group) int { return strings.Compare(a.Name, b.Name) })
 	return groups, nil
 }

@@ -20,6 +20,7 @@ import (
 	"roster.dev/roster/internal/cachetrim"
 	"roster.dev/roster/internal/invitation"
 	"roster.dev/roster/internal/store"
+	"roster.dev/roster/internal/stores"
 	"roster.dev/roster/internal/web"
 )
 
@@ -37,9 +38,19 @@ func CacheOptions() cache.Options {
 // builds them from its flags, the tests around real servers. Zero values
 // take the defaults noted.
 type Deps struct {
-	// Store is the identity store, as every reconciler calls it (metrics
-	// and rate limit included).
-	Store store.Store
+	// Namespace is the operator's own namespace: credential Secrets of
+	// IdentityStores live there.
+	Namespace string
+	// DataDir holds the embedded stores' files.
+	DataDir string
+	// OpenStore opens the store of an IdentityStore; a stores.Opener reading
+	// Secrets with the manager's API reader when nil.
+	OpenStore StoreOpener
+	// StoreMetrics counts store calls; registered with Registry when nil.
+	StoreMetrics *store.Metrics
+	// StoreCheckPeriod is how often each store is checked for reachability
+	// and changed Secrets (a minute when zero).
+	StoreCheckPeriod time.Duration
 	// Clock tells the time; the real clock when nil.
 	Clock clock.PassiveClock
 	// Client, when set, replaces the manager's client for the reconcilers
@@ -85,8 +96,11 @@ type Pages struct {
 	Config   web.Config
 }
 
-// Reconcilers are the reconcilers Setup registered.
+// Reconcilers are the reconcilers Setup registered, and the stores they
+// share.
 type Reconcilers struct {
+	Stores *stores.Registry
+	Store  *IdentityStoreReconciler
 	User   *UserReconciler
 	Group  *GroupReconciler
 	Import *UserImportReconciler
@@ -99,9 +113,6 @@ type Reconcilers struct {
 // runs.
 func Setup(mgr ctrl.Manager, deps Deps) (*Reconcilers, error) {
 	ctx := context.Background()
-	if deps.Store == nil {
-		return nil, fmt.Errorf("setting up the controllers: no store")
-	}
 	if err := setupIndexes(ctx, mgr.GetFieldIndexer()); err != nil {
 		return nil, fmt.Errorf("setting up cache indexes: %w", err)
 	}
@@ -115,20 +126,35 @@ func Setup(mgr ctrl.Manager, deps Deps) (*Reconcilers, error) {
 	if deps.Registry == nil {
 		deps.Registry = metrics.Registry
 	}
+	if deps.OpenStore == nil {
+		deps.OpenStore = &stores.Opener{Secrets: mgr.GetAPIReader(), Namespace: deps.Namespace, DataDir: deps.DataDir}
+	}
+	if deps.StoreMetrics == nil {
+		deps.StoreMetrics = store.NewMetrics(deps.Registry)
+	}
+	if deps.StoreCheckPeriod <= 0 {
+		deps.StoreCheckPeriod = time.Minute
+	}
 	recorder := mgr.GetEventRecorder("roster")
+	reg := stores.NewRegistry()
 	r := &Reconcilers{
+		Stores: reg,
+		Store: &IdentityStoreReconciler{
+			Client: c, Stores: reg, Opener: deps.OpenStore, Metrics: deps.StoreMetrics, Recorder: recorder,
+			CheckPeriod: deps.StoreCheckPeriod,
+		},
 		Drift: &UserDrift{
-			Client: mgr.GetClient(), Store: deps.Store, DefaultRole: deps.DefaultRole, Period: deps.ResyncPeriod,
+			Client: mgr.GetClient(), Stores: reg, DefaultRole: deps.DefaultRole, Period: deps.ResyncPeriod,
 			Metrics: newDriftMetrics(deps.Registry), Log: ctrl.Log.WithName("drift"),
 		},
 	}
 	r.User = &UserReconciler{
-		Client: c, Store: deps.Store, Recorder: recorder, Clock: deps.Clock,
+		Client: c, Stores: reg, Recorder: recorder, Clock: deps.Clock,
 		DefaultRole: deps.DefaultRole, Invitations: deps.Invitations, Drift: r.Drift,
 		MaxConcurrentReconciles: deps.UserConcurrency, only: deps.Only,
 	}
 	r.Group = &GroupReconciler{
-		Client: c, Store: deps.Store, Recorder: recorder,
+		Client: c, Stores: reg, Recorder: recorder,
 		ResyncPeriod: deps.ResyncPeriod, MaxConcurrentReconciles: deps.GroupConcurrency,
 		MaxStatusMembers: deps.MaxStatusMembers, only: deps.Only,
 	}
@@ -143,18 +169,19 @@ func Setup(mgr ctrl.Manager, deps Deps) (*Reconcilers, error) {
 		source.TempDir = os.TempDir()
 	}
 	r.Import = &UserImportReconciler{
-		Client: c, Source: &source, Recorder: recorder, Clock: deps.Clock,
+		Client: c, Stores: reg, Source: &source, Recorder: recorder, Clock: deps.Clock,
 		Workers: deps.ImportWorkers, MaxConcurrentReconciles: deps.ImportConcurrency, only: deps.Only,
 	}
 	for name, setup := range map[string]func(ctrl.Manager) error{
-		"User": r.User.SetupWithManager, "Group": r.Group.SetupWithManager, "UserImport": r.Import.SetupWithManager,
+		"IdentityStore": r.Store.SetupWithManager,
+		"User":          r.User.SetupWithManager, "Group": r.Group.SetupWithManager, "UserImport": r.Import.SetupWithManager,
 	} {
 		if err := setup(mgr); err != nil {
 			return nil, fmt.Errorf("setting up the %s controller: %w", name, err)
 		}
 	}
 	if deps.Pages != nil {
-		if err := addPages(mgr, deps.Store, *deps.Pages); err != nil {
+		if err := addPages(mgr, reg, *deps.Pages); err != nil {
 			return nil, err
 		}
 	}
@@ -163,8 +190,8 @@ func Setup(mgr ctrl.Manager, deps Deps) (*Reconcilers, error) {
 
 // addPages serves the pages on every replica: a runnable that needs no
 // leader, reading from the manager's cache.
-func addPages(mgr ctrl.Manager, st store.Store, p Pages) error {
-	p.Config.Client, p.Config.APIReader, p.Config.Store = mgr.GetClient(), mgr.GetAPIReader(), st
+func addPages(mgr ctrl.Manager, reg *stores.Registry, p Pages) error {
+	p.Config.Client, p.Config.APIReader, p.Config.Stores = mgr.GetClient(), mgr.GetAPIReader(), reg
 	pages, err := web.New(p.Config)
 	if err != nil {
 		return err
@@ -181,6 +208,7 @@ func setupIndexes(ctx context.Context, indexer client.FieldIndexer) error {
 	indexes = append(indexes, emailIndexes()...)
 	indexes = append(indexes, membershipIndexes()...)
 	indexes = append(indexes, externalIDIndexes()...)
+	indexes = append(indexes, storeRefIndexes()...)
 	for _, ix := range indexes {
 		if err := indexer.IndexField(ctx, ix.obj, ix.field, ix.fn); err != nil {
 			return fmt.Errorf("indexing %s: %w", ix.field, err)

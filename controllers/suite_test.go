@@ -116,7 +116,9 @@ func runSuite(m *testing.M) int {
 	importTLS = httptest.NewTLSServer(http.HandlerFunc(serveImportFile))
 	defer importTLS.Close()
 	reconcilers, err = controllers.Setup(mgr, controllers.Deps{
-		Store:             store.Instrument(backend, storeMetrics, nil),
+		OpenStore:         controllerstest.StoreOpener(backend),
+		StoreMetrics:      storeMetrics,
+		StoreCheckPeriod:  time.Second,
 		Client:            countingClient(mgr.GetClient()),
 		Registry:          prometheus.NewRegistry(),
 		DefaultRole:       defaultRole,
@@ -146,6 +148,11 @@ func runSuite(m *testing.M) int {
 			os.Exit(1)
 		}
 	}()
+	// The store every test uses: the default, named after its kind.
+	if err := controllerstest.CreateStore(ctx, k8s, controllerstest.EmbeddedDefault("embedded"), time.Minute); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
 	return m.Run()
 }
 

@@ -22,6 +22,7 @@ import (
 	"roster.dev/roster/api/v1alpha1"
 	"roster.dev/roster/internal/status"
 	"roster.dev/roster/internal/store"
+	"roster.dev/roster/internal/stores"
 	"roster.dev/roster/internal/validation"
 )
 
@@ -29,7 +30,8 @@ import (
 // phase.
 type UserReconciler struct {
 	client.Client
-	Store    store.Store
+	// Stores are the open identity stores; each User uses one.
+	Stores   *stores.Registry
 	Recorder events.EventRecorder
 	Clock    clock.PassiveClock
 
@@ -72,9 +74,11 @@ const (
 // userPass is what one reconcile pass observed; status is computed from it.
 type userPass struct {
 	outcome
-	observed *store.User // the store user, nil when it is not in the store
-	origin   v1alpha1.UserOrigin
-	links    *linkPass // the token records, once observed
+	store     *stores.Handle // the User's store, once resolved
+	storeKeys []string       // the store's storeKeys
+	observed  *store.User    // the store user, nil when it is not in the store
+	origin    v1alpha1.UserOrigin
+	links     *linkPass // the token records, once observed
 
 	groups         []string // effective Groups, sorted
 	groupsResolved bool     // groups was computed this pass
@@ -94,6 +98,11 @@ func (r *UserReconciler) Reconcile(ctx context.Context, req ctrl.Request) (resul
 		patchStatus(ctx, r.Client, user, base, user.Status, base.Status, &retErr)
 	}()
 
+	var err error
+	if pass.store, pass.storeKeys, err = pass.resolveStore(r.Stores, user.Spec.StoreRef); err != nil {
+		logStoreWait(ctx, err)
+		return ctrl.Result{RequeueAfter: storeWait}, nil
+	}
 	if !user.DeletionTimestamp.IsZero() {
 		return requeueOnConflict(r.reconcileDelete(ctx, user, pass))
 	}
@@ -106,7 +115,7 @@ func (r *UserReconciler) Reconcile(ctx context.Context, req ctrl.Request) (resul
 	if err := r.resolveGroups(ctx, user, pass); err != nil {
 		return ctrl.Result{}, err
 	}
-	others, err := r.sameEmail(ctx, user)
+	others, err := r.sameEmail(ctx, user, pass)
 	if err != nil {
 		return ctrl.Result{}, err
 	}
@@ -144,9 +153,10 @@ func (r *UserReconciler) validate(user *v1alpha1.User, pass *userPass) error {
 	return nil
 }
 
-// sameEmail lists the other Users, in any namespace, with this User's email.
-func (r *UserReconciler) sameEmail(ctx context.Context, user *v1alpha1.User) ([]v1alpha1.User, error) {
-	users, err := usersWithEmail(ctx, r.Client, user.Spec.Email)
+// sameEmail lists the other Users of the store, in any namespace, with
+// this User's email.
+func (r *UserReconciler) sameEmail(ctx context.Context, user *v1alpha1.User, pass *userPass) ([]v1alpha1.User, error) {
+	users, err := usersWithEmail(ctx, r.Client, pass.storeKeys, user.Spec.Email)
 	if err != nil {
 		return nil, err
 	}
@@ -188,8 +198,8 @@ func (r *UserReconciler) claim(user *v1alpha1.User, others []v1alpha1.User, pass
 // email.
 func (r *UserReconciler) observe(ctx context.Context, user *v1alpha1.User, pass *userPass) (err error) {
 	pass.observed, err = observeStore(user.Status.StoreID,
-		func() (store.User, error) { return r.Store.GetUser(ctx, user.Status.StoreID) },
-		func() (store.User, error) { return r.Store.FindUserByEmail(ctx, user.Spec.Email) })
+		func() (store.User, error) { return pass.store.GetUser(ctx, user.Status.StoreID) },
+		func() (store.User, error) { return pass.store.FindUserByEmail(ctx, user.Spec.Email) })
 	return err
 }
 
@@ -208,12 +218,12 @@ func (r *UserReconciler) ensureInStore(ctx context.Context, user *v1alpha1.User,
 	}
 	desired := desiredStoreUser(user, r.DefaultRole)
 	desired.ExternalID = string(user.UID)
-	created, err := r.Store.CreateUser(ctx, desired)
+	created, err := pass.store.CreateUser(ctx, desired)
 	if err != nil {
 		return err
 	}
 	pass.observed, pass.origin = &created, v1alpha1.UserCreated
-	r.event(user, corev1.EventTypeNormal, ReasonCreated, "Create", "Created the user in the %s store.", r.Store.Kind())
+	r.event(user, corev1.EventTypeNormal, ReasonCreated, "Create", "Created the user in the %s store.", pass.store.Name)
 	return nil
 }
 
@@ -222,7 +232,7 @@ func (r *UserReconciler) ensureUpToDate(ctx context.Context, user *v1alpha1.User
 	if update.IsEmpty() {
 		return nil
 	}
-	updated, err := r.Store.UpdateUser(ctx, pass.observed.ID, update)
+	updated, err := pass.store.UpdateUser(ctx, pass.observed.ID, update)
 	if err != nil {
 		return err
 	}
@@ -244,7 +254,7 @@ func (r *UserReconciler) reconcileDelete(ctx context.Context, user *v1alpha1.Use
 	if !controllerutil.ContainsFinalizer(user, v1alpha1.Finalizer) {
 		return nil
 	}
-	others, err := r.sameEmail(ctx, user)
+	others, err := r.sameEmail(ctx, user, pass)
 	if err != nil {
 		return err
 	}
@@ -255,7 +265,7 @@ func (r *UserReconciler) reconcileDelete(ctx context.Context, user *v1alpha1.Use
 		if r.claim(user, others, pass) == nil && pass.observed != nil {
 			if policy := effectiveDeletionPolicy(user, pass.origin); policy == v1alpha1.DeletionPolicyDelete {
 				// DeleteUser also removes the user from every store group.
-				if err := r.Store.DeleteUser(ctx, pass.observed.ID); err != nil {
+				if err := pass.store.DeleteUser(ctx, pass.observed.ID); err != nil {
 					return r.storeFailed(pass, "deleting", err)
 				}
 				r.event(user, corev1.EventTypeNormal, ReasonDeleted, "Delete", "Deleted the user from the store.")
@@ -278,7 +288,7 @@ func (r *UserReconciler) reconcileDelete(ctx context.Context, user *v1alpha1.Use
 // storeFailed records a failed store call on the pass and returns the error
 // for backoff.
 func (r *UserReconciler) storeFailed(pass *userPass, doing string, err error) error {
-	return pass.storeFailed("user", r.Store.Kind(), doing, err)
+	return pass.storeFailed("user", pass.store.Name, doing, err)
 }
 
 // computeStatus is the one place the status is written from what the pass
@@ -311,7 +321,7 @@ func (r *UserReconciler) computeStatus(user *v1alpha1.User, pass *userPass, err 
 			pass.set(status.Ready, ReasonAdopted,
 				"Adopted the existing store user with this email; it stays in the store when this User is deleted unless deletionPolicy is Delete.")
 		default:
-			pass.set(status.Ready, ReasonProvisioned, "The user is in the %s store.", r.Store.Kind())
+			pass.set(status.Ready, ReasonProvisioned, "The user is in the %s store.", pass.store.Name)
 		}
 	}
 	pass.apply(&st.Conditions, &st.ObservedGeneration, user.Generation)

@@ -78,7 +78,7 @@ func lastHandled(user *v1alpha1.User, p invitation.Purpose, rec *invitation.Reco
 func (r *UserReconciler) linkInput(user *v1alpha1.User, pass *userPass, p invitation.Purpose) linkState {
 	rec := pass.links.record(p)
 	return linkState{
-		Passwords:   r.Store.Capabilities().Passwords,
+		Passwords:   pass.store.Capabilities().Passwords,
 		Invite:      user.InviteEnabled(),
 		Phase:       phaseOf(pass.observed),
 		Record:      rec,
@@ -267,7 +267,7 @@ func (r *UserReconciler) computeLinkStatus(user *v1alpha1.User, pass *userPass) 
 	}
 
 	in := r.linkInput(user, pass, invitation.PurposeInvitation)
-	cond := invitationConditionOf(in, r.Store.Kind(), r.Clock.Now())
+	cond := invitationConditionOf(in, pass.store.Name, r.Clock.Now())
 	if cond == nil {
 		meta.RemoveStatusCondition(&st.Conditions, v1alpha1.ConditionInvitation)
 		return

@@ -611,6 +611,7 @@ func TestZZNoTokenOrPasswordAppears(t *testing.T) {
 	ns := newNamespace(t)
 	addr := "audit@" + ns + ".example.com"
 	g.Expect(k8s.Create(t.Context(), newUser(ns, "audit", addr))).To(Succeed())
+	waitFor(t, ns, "audit", hasPhase(v1alpha1.UserInvited))
 	link := waitForEmails(t, addr, "invitation", 1)[0].link
 	p := newPage(t)
 	p.get(link)

@@ -23,6 +23,7 @@ import (
 	"roster.dev/roster/internal/importfile"
 	"roster.dev/roster/internal/naming"
 	"roster.dev/roster/internal/status"
+	"roster.dev/roster/internal/stores"
 )
 
 // Reasons of UserImport conditions and events.
@@ -50,6 +51,8 @@ const (
 // as it goes so that a restarted manager resumes where it stopped.
 type UserImportReconciler struct {
 	client.Client
+	// Stores resolve the store of the Users an import names.
+	Stores   *stores.Registry
 	Source   *SourceLoader
 	Recorder events.EventRecorder
 	Clock    clock.PassiveClock
@@ -90,6 +93,11 @@ func (r *UserImportReconciler) Reconcile(ctx context.Context, req ctrl.Request) 
 		imp.Status.Phase = v1alpha1.ImportPending
 	}
 
+	if _, err := r.Stores.Resolve(imp.Spec.StoreRef); err != nil {
+		summary = status.Summary{State: status.Progressing, Reason: ReasonWaitingForStore,
+			Message: fmt.Sprintf("Waiting for the identity store: %v.", err)}
+		return ctrl.Result{RequeueAfter: storeWait}, nil
+	}
 	src, err := r.Source.load(ctx, imp)
 	if err != nil {
 		return r.sourceFailed(imp, &summary, err)
@@ -297,7 +305,7 @@ func countOutcome(st *v1alpha1.UserImportStatus, row importfile.Row, res rowResu
 
 // applyRow makes one row true, or in a dry run says what it would do.
 func (r *UserImportReconciler) applyRow(ctx context.Context, imp *v1alpha1.UserImport, row importfile.Row) rowResult {
-	existing, elsewhere, err := r.userWithEmail(ctx, imp.Namespace, row.Email)
+	existing, elsewhere, err := r.userWithEmail(ctx, imp, row.Email)
 	switch {
 	case err != nil:
 		return rowResult{outcomeFailed, fmt.Sprintf("Looking up the email failed: %v", err)}
@@ -382,8 +390,13 @@ func (r *UserImportReconciler) add(ctx context.Context, imp *v1alpha1.UserImport
 // userWithEmail returns the User in ns holding the email (nil when there is
 // none), or the User in another namespace that holds it: the User
 // controller would refuse a second one.
-func (r *UserImportReconciler) userWithEmail(ctx context.Context, ns, email string) (here, elsewhere *v1alpha1.User, err error) {
-	users, err := usersWithEmail(ctx, r.Client, email)
+func (r *UserImportReconciler) userWithEmail(ctx context.Context, imp *v1alpha1.UserImport, email string) (here, elsewhere *v1alpha1.User, err error) {
+	keys, err := storeKeysFor(r.Stores, imp.Spec.StoreRef)
+	if err != nil {
+		return nil, nil, err
+	}
+	ns := imp.Namespace
+	users, err := usersWithEmail(ctx, r.Client, keys, email)
 	if err != nil {
 		return nil, nil, err
 	}

@@ -101,6 +101,7 @@ func desiredUser(row importfile.Row, existing *v1alpha1.User, imp *v1alpha1.User
 		u = &v1alpha1.User{}
 		u.Namespace = imp.Namespace
 		u.Spec.Email = row.Email
+		u.Spec.StoreRef = imp.Spec.StoreRef.DeepCopy()
 		invite := imp.Spec.SendInvitations
 		u.Spec.Invite = &invite
 		// The User controller would add the finalizer as its first write;

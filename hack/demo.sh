@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# make demo: a local control plane, the operator with the embedded store and
+# make demo: a local control plane, the operator with an embedded IdentityStore and
 # the outbox, and the samples, so that a newcomer can watch Users reach their
 # states without a cluster. Ctrl-C stops everything and cleans up.
 set -euo pipefail
@@ -47,8 +47,11 @@ bin/manager --data-dir="${demo}/data" --outbox-dir="${demo}/outbox" \
   >"${demo}/manager.log" 2>&1 &
 pids+=($!)
 
-echo "==> Applying config/samples"
+echo "==> Applying config/samples (an embedded IdentityStore first)"
 kubectl apply -k config/samples
+echo
+kubectl wait --for=condition=Ready identitystore/demo --timeout=60s >/dev/null
+kubectl get identitystores
 echo
 
 # A first look while the operator is at work, then the settled states.
@@ -60,12 +63,15 @@ for _ in $(seq 1 60); do
   sleep 1
 done
 for _ in $(seq 1 60); do
-  pending=$(kubectl get users -o jsonpath='{range .items[*]}{.status.phase}{"\n"}{end}' | grep -cvE '^(Invited|Active|Inactive)$' || true)
+  pending=$(kubectl get users -A -o jsonpath='{range .items[*]}{.status.phase}{"\n"}{end}' | grep -cvE '^(Invited|Active|Inactive)$' || true)
   [[ "${pending}" == "0" ]] && break
   sleep 1
 done
 kubectl wait --for=condition=Ready groups --all --timeout=60s >/dev/null || true
 kubectl get users,groups,userimports
+echo
+echo "Namespace team-b has a rule of its own in the store (b.example.com addresses, Members and Viewers):"
+kubectl get users -n team-b
 echo
 kubectl get users --field-selector status.phase=Inactive
 echo

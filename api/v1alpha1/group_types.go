@@ -18,7 +18,14 @@ const (
 //
 // The effective members are the union of members, the Users memberSelector
 // matches and the Users whose spec.groups names the group.
+// +kubebuilder:validation:XValidation:rule="has(self.storeRef) == has(oldSelf.storeRef)",message="storeRef is immutable"
 type GroupSpec struct {
+	// storeRef names the IdentityStore to provision into; its members are Users of the same store; unset means the
+	// store marked default. It cannot be changed.
+	// +optional
+	// +kubebuilder:validation:XValidation:rule="self == oldSelf",message="storeRef is immutable"
+	StoreRef *StoreReference `json:"storeRef,omitempty"`
+
 	// displayName is the group's name as people see it. When unset, the group
 	// is created in the store with the Group's name and the display name is
 	// not managed afterwards.

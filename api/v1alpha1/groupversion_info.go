@@ -1,5 +1,5 @@
 // Package v1alpha1 contains the API types of the iam.roster.dev group: User,
-// Group and UserImport. It imports only apimachinery, so that clients can use
+// Group, UserImport and the cluster-scoped IdentityStore. It imports only apimachinery, so that clients can use
 // the types without pulling in the operator.
 //
 // +kubebuilder:object:generate=true
@@ -28,6 +28,7 @@ func addKnownTypes(scheme *runtime.Scheme) error {
 		&User{}, &UserList{},
 		&Group{}, &GroupList{},
 		&UserImport{}, &UserImportList{},
+		&IdentityStore{}, &IdentityStoreList{},
 	)
 	metav1.AddToGroupVersion(scheme, GroupVersion)
 	return nil

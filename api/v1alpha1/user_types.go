@@ -48,6 +48,7 @@ const (
 )
 
 // UserSpec is the desired state of a person in the identity store.
+// +kubebuilder:validation:XValidation:rule="has(self.storeRef) == has(oldSelf.storeRef)",message="storeRef is immutable"
 type UserSpec struct {
 	// email is the user's address and their ID in the store. It cannot be
 	// changed once the User exists.
@@ -133,6 +134,12 @@ type UserSpec struct {
 	// created are deleted and users it adopted are retained.
 	// +optional
 	DeletionPolicy DeletionPolicy `json:"deletionPolicy,omitempty"`
+
+	// storeRef names the IdentityStore to provision into; unset means the
+	// store marked default. It cannot be changed.
+	// +optional
+	// +kubebuilder:validation:XValidation:rule="self == oldSelf",message="storeRef is immutable"
+	StoreRef *StoreReference `json:"storeRef,omitempty"`
 }
 
 // InvitationStatus records the invitation emails sent to a user.
@@ -223,9 +230,10 @@ type UserStatus struct {
 // +kubebuilder:selectablefield:JSONPath=`.status.phase`
 // +kubebuilder:selectablefield:JSONPath=`.spec.role`
 // +kubebuilder:printcolumn:name="Email",type=string,JSONPath=`.spec.email`
-// +kubebuilder:printcolumn:name="Name",type=string,JSONPath=`.status.displayName`
+// +kubebuilder:printcolumn:name="Full Name",type=string,JSONPath=`.status.displayName`
 // +kubebuilder:printcolumn:name="Role",type=string,JSONPath=`.status.role`
 // +kubebuilder:printcolumn:name="Status",type=string,JSONPath=`.status.phase`
+// +kubebuilder:printcolumn:name="Ready",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].status`
 // +kubebuilder:printcolumn:name="Groups",type=string,JSONPath=`.status.groups`
 // +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
 type User struct {

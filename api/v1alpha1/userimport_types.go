@@ -93,6 +93,10 @@ type UserImportSpec struct {
 	// source is where the rows come from.
 	// +required
 	Source ImportSource `json:"source"`
+	// storeRef names the IdentityStore of the Users the import creates;
+	// unset means the store marked default.
+	// +optional
+	StoreRef *StoreReference `json:"storeRef,omitempty"`
 	// format is CSV or XLSX; detected from the content when unset.
 	// +optional
 	Format ImportFormat `json:"format,omitempty"`

@@ -78,7 +78,7 @@ func runSuite(m *testing.M) int {
 		return 1
 	}
 	_, err = controllers.Setup(mgr, controllers.Deps{
-		Store:         emb,
+		OpenStore:     controllerstest.StoreOpener(emb),
 		Registry:      prometheus.NewRegistry(),
 		DefaultRole:   "Member",
 		ResyncPeriod:  time.Minute,
@@ -93,6 +93,10 @@ func runSuite(m *testing.M) int {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	go func() { _ = mgr.Start(ctx) }()
+	if err := controllerstest.CreateStore(ctx, k8s, controllerstest.EmbeddedDefault("embedded"), time.Minute); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
 	return m.Run()
 }
 

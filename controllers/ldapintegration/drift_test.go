@@ -20,6 +20,7 @@ import (
 	"roster.dev/roster/internal/store"
 	"roster.dev/roster/internal/store/ldap"
 	"roster.dev/roster/internal/store/ldap/ldaptest"
+	"roster.dev/roster/internal/stores"
 	"roster.dev/roster/internal/testenv"
 )
 
@@ -164,7 +165,7 @@ func (l listing) ListUsers(ctx context.Context, page func([]store.User) error) e
 }
 
 // woken runs a drift pass and returns what it found and the Users it woke.
-func woken(t *testing.T, d *controllers.UserDrift) (controllers.DriftReport, []string, error) {
+func woken(t *testing.T, d *controllers.UserDrift, s store.Store) (controllers.DriftReport, []string, error) {
 	t.Helper()
 	var (
 		mu    sync.Mutex
@@ -179,7 +180,7 @@ func woken(t *testing.T, d *controllers.UserDrift) (controllers.DriftReport, []s
 			mu.Unlock()
 		}
 	}()
-	rep, err := d.Pass(t.Context())
+	rep, err := d.Pass(t.Context(), &stores.Handle{Name: "ldap", Store: s})
 	close(d.Events())
 	<-done
 	return rep, names, err
@@ -200,16 +201,16 @@ func TestDriftNeverActsOnAPartialListing(t *testing.T) {
 	g.Expect(err).NotTo(HaveOccurred())
 	t.Cleanup(func() { _ = paged.Close() })
 	hidden := func(u store.User) bool { return u.Email == "paged-03@"+ns+".example.com" }
-	drift := func(s store.Store) *controllers.UserDrift {
-		return &controllers.UserDrift{Client: cached, Store: s, DefaultRole: "Member", Log: ctrl.Log.WithName("drift-test")}
+	drift := func() *controllers.UserDrift {
+		return &controllers.UserDrift{Client: cached, Stores: reconcilers.Stores, DefaultRole: "Member", Log: ctrl.Log.WithName("drift-test")}
 	}
 
-	rep, woke, err := woken(t, drift(listing{Store: paged, hide: hidden}))
+	rep, woke, err := woken(t, drift(), listing{Store: paged, hide: hidden})
 	g.Expect(err).NotTo(HaveOccurred())
 	g.Expect(rep.Complete).To(BeTrue())
 	g.Expect(woke).To(ContainElement("paged-03"), "a user missing from a complete listing is looked up")
 
-	rep, woke, err = woken(t, drift(listing{Store: paged, hide: hidden, pages: 1}))
+	rep, woke, err = woken(t, drift(), listing{Store: paged, hide: hidden, pages: 1})
 	g.Expect(err).To(MatchError(errListingBroke))
 	g.Expect(rep.Complete).To(BeFalse())
 	g.Expect(rep.Read).To(Equal(2))

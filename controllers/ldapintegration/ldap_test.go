@@ -45,6 +45,7 @@ var (
 	// serves the pages.
 	invitations  *controllerstest.Invitations
 	driftMetrics *controllers.DriftMetrics
+	reconcilers  *controllers.Reconcilers
 )
 
 func TestMain(m *testing.M) { os.Exit(run(m)) }
@@ -101,8 +102,13 @@ func run(m *testing.M) int {
 	// As the manager runs them: Users are compared with the directory by
 	// the store-wide drift pass (every second here), not one by one.
 	cached = mgr.GetClient()
-	reconcilers, err := controllers.Setup(mgr, controllers.Deps{
-		Store:            store.Instrument(st, storeMetrics, nil),
+	// The directory is an IdentityStore like any other: its bind password
+	// in a Secret of the operator's namespace.
+	const operatorNS = "roster-system"
+	if reconcilers, err = controllers.Setup(mgr, controllers.Deps{
+		Namespace:        operatorNS,
+		StoreMetrics:     storeMetrics,
+		StoreCheckPeriod: time.Second,
 		Registry:         prometheus.NewRegistry(),
 		DefaultRole:      "Member",
 		ResyncPeriod:     time.Second,
@@ -110,8 +116,7 @@ func run(m *testing.M) int {
 		GroupConcurrency: 2,
 		Invitations:      invitations.Config,
 		Pages:            invitations.Pages,
-	})
-	if err != nil {
+	}); err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}
@@ -124,7 +129,34 @@ func run(m *testing.M) int {
 			os.Exit(1)
 		}
 	}()
+	if err := createLDAPStore(ctx, operatorNS); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
 	return m.Run()
+}
+
+// createLDAPStore declares the directory as the default IdentityStore,
+// named after its kind, with its bind password in a Secret.
+func createLDAPStore(ctx context.Context, ns string) error {
+	if err := k8s.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}); err != nil {
+		return err
+	}
+	secret := &corev1.Secret{
+		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "ldap-bind"},
+		StringData: map[string]string{"password": slapd.AdminPassword},
+	}
+	if err := k8s.Create(ctx, secret); err != nil {
+		return err
+	}
+	ids := controllerstest.EmbeddedDefault("ldap")
+	ids.Spec.Embedded = nil
+	ids.Spec.LDAP = &v1alpha1.LDAPStoreSpec{
+		URL: slapd.URL, Insecure: true, BindDN: ldaptest.AdminDN,
+		BindPasswordSecretRef: v1alpha1.SecretKeyReference{Name: "ldap-bind", Key: "password"},
+		UsersDN:               ldaptest.UsersDN, GroupsDN: ldaptest.GroupsDN,
+	}
+	return controllerstest.CreateStore(ctx, k8s, ids, time.Minute)
 }
 
 func newNamespace(t *testing.T) string {

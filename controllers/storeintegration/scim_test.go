@@ -64,8 +64,13 @@ func TestSCIMStore(t *testing.T) {
 	s.invitations, err = controllerstest.NewInvitations()
 	g.Expect(err).NotTo(HaveOccurred())
 	t.Cleanup(s.invitations.Close)
+	// The service is an IdentityStore like any other: its token in a
+	// Secret of the operator's namespace.
+	const operatorNS = "roster-system"
 	_, err = controllers.Setup(mgr, controllers.Deps{
-		Store:            store.Instrument(s.st, s.metrics, nil),
+		Namespace:        operatorNS,
+		StoreMetrics:     s.metrics,
+		StoreCheckPeriod: time.Second,
 		Registry:         prometheus.NewRegistry(),
 		DefaultRole:      "Member",
 		ResyncPeriod:     time.Second,
@@ -85,6 +90,18 @@ func TestSCIMStore(t *testing.T) {
 			t.Errorf("manager: %v", err)
 		}
 	})
+
+	g.Expect(s.k8s.Create(t.Context(), &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: operatorNS}})).To(Succeed())
+	g.Expect(s.k8s.Create(t.Context(), &corev1.Secret{
+		ObjectMeta: metav1.ObjectMeta{Namespace: operatorNS, Name: "scim-token"},
+		StringData: map[string]string{"token": scimtest.Token},
+	})).To(Succeed())
+	ids := controllerstest.EmbeddedDefault("scim")
+	ids.Spec.Embedded = nil
+	ids.Spec.SCIM = &v1alpha1.SCIMStoreSpec{
+		URL: s.peer.URL, Insecure: true, TokenSecretRef: v1alpha1.SecretKeyReference{Name: "scim-token", Key: "token"},
+	}
+	g.Expect(controllerstest.CreateStore(t.Context(), s.k8s, ids, time.Minute)).To(Succeed())
 
 	t.Run("Lifecycle", s.testLifecycle)
 	t.Run("OutageAndThrottlingMidSync", s.testOutageAndThrottlingMidSync)

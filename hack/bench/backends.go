@@ -8,6 +8,13 @@ import (
 	"strings"
 	"time"
 
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
 	ldapv3 "github.com/go-ldap/ldap/v3"
 	"k8s.io/apimachinery/pkg/types"
 
@@ -20,8 +27,10 @@ import (
 // client does with it.
 type backend struct {
 	describe string
-	// managerArgs are the manager's store flags.
-	managerArgs []string
+	// store is the IdentityStore the manager provisions into, and secret
+	// its credentials (nil for none), in the manager's namespace.
+	store  *v1alpha1.IdentityStore
+	secret *corev1.Secret
 	// floorSteps are what the lean client does per User, in order.
 	floorSteps []string
 	// noFloor skips the lean client: a rate-limited service's floor is its
@@ -41,7 +50,8 @@ type backend struct {
 func openBackend(o options, dir string) (*backend, error) {
 	switch o.store {
 	case "embedded":
-		return &backend{describe: "embedded", floorSteps: []string{"create", "status write"}, close: func() {}}, nil
+		return &backend{describe: "embedded", store: benchStore(func(s *v1alpha1.IdentityStoreSpec) { s.Embedded = &v1alpha1.EmbeddedStoreSpec{} }),
+			floorSteps: []string{"create", "status write"}, close: func() {}}, nil
 	case "ldap":
 		return openLDAP(o, dir)
 	case "scim":
@@ -60,12 +70,6 @@ func openLDAP(o options, dir string) (*backend, error) {
 	}
 	srv, err := ldaptest.StartIn(slapdDir)
 	if err != nil {
-		return nil, err
-	}
-	conf := filepath.Join(dir, "ldap.yaml")
-	// As many connections as the lean client has workers.
-	if err := os.WriteFile(conf, []byte(srv.StoreConfig(fmt.Sprintf("poolSize: %d", o.workers))), 0o600); err != nil {
-		srv.Stop()
 		return nil, err
 	}
 	conns := make(chan *ldapv3.Conn, o.workers)
@@ -95,9 +99,17 @@ func openLDAP(o options, dir string) (*backend, error) {
 		return "uid=" + ldapv3.EscapeDN(strings.ToLower(email)) + "," + ldaptest.UsersDN
 	}
 	return &backend{
-		describe:    "ldap (slapd " + srv.URL + ")",
-		managerArgs: []string{"--store=ldap", "--store-config=" + conf},
-		floorSteps:  []string{"create", "ldap add", "status write"},
+		describe: "ldap (slapd " + srv.URL + ")",
+		store: benchStore(func(s *v1alpha1.IdentityStoreSpec) {
+			s.LDAP = &v1alpha1.LDAPStoreSpec{
+				URL: srv.URL, Insecure: true, BindDN: ldaptest.AdminDN, UsersDN: ldaptest.UsersDN, GroupsDN: ldaptest.GroupsDN,
+				BindPasswordSecretRef: v1alpha1.SecretKeyReference{Name: "bench-store", Key: "secret"},
+				// As many connections as the lean client has workers.
+				Settings: &runtime.RawExtension{Raw: fmt.Appendf(nil, `{"poolSize": %d}`, o.workers)},
+			}
+		}),
+		secret:     benchSecret(srv.AdminPassword),
+		floorSteps: []string{"create", "ldap add", "status write"},
 		floorWrite: func(ctx context.Context, u *v1alpha1.User) (string, error) {
 			req := ldapv3.NewAddRequest(dn(u.Spec.Email), nil)
 			req.Attribute("objectClass", []string{"inetOrgPerson"})
@@ -152,20 +164,17 @@ func openSCIM(o options, dir string) (*backend, error) {
 	if err != nil {
 		return nil, err
 	}
-	token := filepath.Join(dir, "scim-token")
-	conf := filepath.Join(dir, "scim.yaml")
-	cfg := fmt.Sprintf("url: %s\ntokenFile: %s\nrateLimit:\n  requestsPerSecond: %g\n  burst: %d\n", peer.URL, token, o.scimRate, burst)
-	for path, data := range map[string]string{token: scimtest.Token + "\n", conf: cfg} {
-		if err := os.WriteFile(path, []byte(data), 0o600); err != nil {
-			peer.Close()
-			return nil, err
-		}
-	}
 	var before scimtest.Stats
 	return &backend{
-		describe:    fmt.Sprintf("scim (SCIMMY peer at %g requests/s)", o.scimRate),
-		managerArgs: []string{"--store=scim", "--store-config=" + conf},
-		noFloor:     true,
+		describe: fmt.Sprintf("scim (SCIMMY peer at %g requests/s)", o.scimRate),
+		store: benchStore(func(s *v1alpha1.IdentityStoreSpec) {
+			s.SCIM = &v1alpha1.SCIMStoreSpec{
+				URL: peer.URL, Insecure: true, TokenSecretRef: v1alpha1.SecretKeyReference{Name: "bench-store", Key: "secret"},
+				Settings: &runtime.RawExtension{Raw: fmt.Appendf(nil, `{"rateLimit": {"requestsPerSecond": %g, "burst": %d}}`, o.scimRate, burst)},
+			}
+		}),
+		secret:  benchSecret(scimtest.Token),
+		noFloor: true,
 		beforeImport: func(ctx context.Context) error {
 			got, err := peer.Stats(ctx)
 			before = got
@@ -185,4 +194,58 @@ func openSCIM(o options, dir string) (*backend, error) {
 		},
 		close: peer.Close,
 	}, nil
+}
+
+// managerNamespace is the bench manager's own namespace, where store
+// credentials live.
+const managerNamespace = "roster-system"
+
+// benchStore is the default IdentityStore of a bench run, admitting every
+// namespace.
+func benchStore(kind func(*v1alpha1.IdentityStoreSpec)) *v1alpha1.IdentityStore {
+	s := &v1alpha1.IdentityStore{
+		ObjectMeta: metav1.ObjectMeta{Name: "bench"},
+		Spec: v1alpha1.IdentityStoreSpec{Default: true, Tenants: []v1alpha1.TenantRule{{
+			NamespaceSelector: &metav1.LabelSelector{}, EmailDomains: []string{"*"}, Roles: []string{"*"},
+		}}},
+	}
+	kind(&s.Spec)
+	return s
+}
+
+func benchSecret(value string) *corev1.Secret {
+	return &corev1.Secret{
+		ObjectMeta: metav1.ObjectMeta{Namespace: managerNamespace, Name: "bench-store"},
+		StringData: map[string]string{"secret": value},
+	}
+}
+
+// declareStore creates the run's IdentityStore (and its Secret) and waits
+// until the manager has it open.
+func (b *backend) declareStore(ctx context.Context, c client.Client) error {
+	if err := c.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: managerNamespace}}); err != nil && !apierrors.IsAlreadyExists(err) {
+		return err
+	}
+	if b.secret != nil {
+		if err := c.Create(ctx, b.secret); err != nil {
+			return err
+		}
+	}
+	if err := c.Create(ctx, b.store); err != nil {
+		return err
+	}
+	for {
+		var got v1alpha1.IdentityStore
+		if err := c.Get(ctx, client.ObjectKeyFromObject(b.store), &got); err != nil {
+			return err
+		}
+		if meta.IsStatusConditionTrue(got.Status.Conditions, v1alpha1.ConditionReady) {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("the IdentityStore is not Ready: %w", ctx.Err())
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
 }

@@ -139,11 +139,14 @@ func run(o options) error {
 		fmt.Printf("  %-8s%-66s%8.1fs  %6.0f users/s\n", "floor", work, floor.Seconds(), float64(o.users)/floor.Seconds())
 	}
 
-	mgr, err := startManager(ctx, o.manager, dir, env.KubeConfig, o.goMemLimit, append(backend.managerArgs, strings.Fields(o.managerArgs)...))
+	mgr, err := startManager(ctx, o.manager, dir, env.KubeConfig, o.goMemLimit, strings.Fields(o.managerArgs))
 	if err != nil {
 		return err
 	}
 	defer mgr.stop()
+	if err := backend.declareStore(ctx, c); err != nil {
+		return fmt.Errorf("declaring the store: %w", err)
+	}
 
 	if backend.beforeImport != nil {
 		if err := backend.beforeImport(ctx); err != nil {

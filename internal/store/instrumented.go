@@ -10,8 +10,8 @@ import (
 	"golang.org/x/time/rate"
 )
 
-// Metrics counts store calls, their latency and their errors by store and
-// operation. Register it once with the manager's registry.
+// Metrics counts store calls, their latency and their errors by store (the
+// IdentityStore's name) and operation. Register it once with the manager's registry.
 type Metrics struct {
 	calls    *prometheus.CounterVec
 	errors   *prometheus.CounterVec
@@ -72,13 +72,14 @@ var WriteOperations = []string{
 }
 
 // Instrument wraps s so that every call is rate limited by limiter (nil for
-// no limit) and counted in m.
-func Instrument(s Store, m *Metrics, limiter *rate.Limiter) Store {
-	return &instrumented{Store: s, m: m, limiter: limiter}
+// no limit) and counted in m under the store's name.
+func Instrument(name string, s Store, m *Metrics, limiter *rate.Limiter) Store {
+	return &instrumented{Store: s, name: name, m: m, limiter: limiter}
 }
 
 type instrumented struct {
 	Store
+	name    string
 	m       *Metrics
 	limiter *rate.Limiter
 }
@@ -91,11 +92,10 @@ func (i *instrumented) observe(ctx context.Context, op string, call func() error
 	}
 	start := time.Now()
 	err := call()
-	kind := i.Kind()
-	i.m.calls.WithLabelValues(kind, op).Inc()
-	i.m.duration.WithLabelValues(kind, op).Observe(time.Since(start).Seconds())
+	i.m.calls.WithLabelValues(i.name, op).Inc()
+	i.m.duration.WithLabelValues(i.name, op).Observe(time.Since(start).Seconds())
 	if err != nil && !errors.Is(err, ErrNotFound) {
-		i.m.errors.WithLabelValues(kind, op).Inc()
+		i.m.errors.WithLabelValues(i.name, op).Inc()
 	}
 	return err
 }

@@ -39,7 +39,7 @@ func (nopStore) Close() error                                                 { 
 // the embedded interface.
 func TestInstrumentCountsEveryOperation(t *testing.T) {
 	m := NewMetrics(nil)
-	s := reflect.ValueOf(Instrument(nopStore{}, m, nil))
+	s := reflect.ValueOf(Instrument("nop", nopStore{}, m, nil))
 	port := reflect.TypeFor[Store]()
 	var ops []string
 	for i := range port.NumMethod() {

@@ -99,6 +99,7 @@ type target struct {
 	record  invitation.Record
 	user    *v1alpha1.User
 	stored  store.User
+	store   store.Store
 }
 
 // handle serves the page of a purpose: the form on GET, the password on POST.
@@ -217,10 +218,14 @@ func (s *Server) resolve(ctx context.Context, p invitation.Purpose, raw string) 
 	if !user.DeletionTimestamp.IsZero() || user.Status.StoreID == "" {
 		return nil, http.StatusNotFound, &messageInvalid
 	}
-	if !s.cfg.Store.Capabilities().Passwords {
+	st, err := s.cfg.Stores.Resolve(user.Spec.StoreRef)
+	if err != nil {
+		return nil, http.StatusServiceUnavailable, &messageUnavailable
+	}
+	if !st.Capabilities().Passwords {
 		return nil, http.StatusNotFound, &messageInvalid
 	}
-	stored, err := s.cfg.Store.GetUser(ctx, user.Status.StoreID)
+	stored, err := st.GetUser(ctx, user.Status.StoreID)
 	switch {
 	case errors.Is(err, store.ErrNotFound):
 		return nil, http.StatusNotFound, &messageInvalid
@@ -231,7 +236,7 @@ func (s *Server) resolve(ctx context.Context, p invitation.Purpose, raw string) 
 	case p == invitation.PurposeInvitation && stored.Activated:
 		return nil, http.StatusGone, &messageActive
 	}
-	return &target{purpose: p, token: tok, secret: secret, record: rec, user: user, stored: stored}, 0, nil
+	return &target{purpose: p, token: tok, secret: secret, record: rec, user: user, stored: stored, store: st}, 0, nil
 }
 
 func initial(name string) string {
@@ -253,7 +258,7 @@ func (s *Server) setPassword(ctx context.Context, t *target, pw string) error {
 	if err := s.cfg.Client.Update(ctx, claimed); err != nil {
 		return err
 	}
-	if err := s.cfg.Store.SetPassword(ctx, t.stored.ID, pw); err != nil {
+	if err := t.store.SetPassword(ctx, t.stored.ID, pw); err != nil {
 		rec.Unclaim(hash)
 		rec.WriteTo(claimed)
 		if uerr := s.cfg.Client.Update(ctx, claimed); uerr != nil {

@@ -13,7 +13,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client/fake"
 
 	"roster.dev/roster/internal/password"
-	"roster.dev/roster/internal/store/embedded"
+	"roster.dev/roster/internal/stores"
 )
 
 func TestIPLimiter(t *testing.T) {
@@ -68,14 +68,9 @@ func TestClientIP(t *testing.T) {
 }
 
 func TestSubmissionsAreRateLimited(t *testing.T) {
-	st, err := embedded.Open(t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
 	pub, _ := url.Parse("http://127.0.0.1:8082")
 	c := fake.NewClientBuilder().Build()
-	s, err := New(Config{Client: c, APIReader: c, Store: st, PublicURL: pub, Policy: password.Default(), ProductName: "Acme", SubmissionsPerMinute: 2})
+	s, err := New(Config{Client: c, APIReader: c, Stores: stores.NewRegistry(), PublicURL: pub, Policy: password.Default(), ProductName: "Acme", SubmissionsPerMinute: 2})
 	if err != nil {
 		t.Fatalf("New: %v", err)
 	}

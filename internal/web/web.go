@@ -28,7 +28,7 @@ import (
 
 	"roster.dev/roster/internal/invitation"
 	"roster.dev/roster/internal/password"
-	"roster.dev/roster/internal/store"
+	"roster.dev/roster/internal/stores"
 )
 
 //go:embed templates/*.html
@@ -49,8 +49,9 @@ type Config struct {
 	// APIReader reads a record straight from the API server before it is
 	// claimed, so a stale cache cannot show a used link as usable.
 	APIReader client.Reader
-	// Store receives the passwords.
-	Store store.Store
+	// Stores are the open identity stores; each User's receives its
+	// password.
+	Stores *stores.Registry
 	// Policy is the password policy.
 	Policy password.Policy
 	// ProductName names the platform on every page.
@@ -84,8 +85,8 @@ type Server struct {
 
 // New returns a server with the configuration.
 func New(cfg Config) (*Server, error) {
-	if cfg.Client == nil || cfg.APIReader == nil || cfg.Store == nil || cfg.PublicURL == nil {
-		return nil, errors.New("web: client, API reader, store and public URL are required")
+	if cfg.Client == nil || cfg.APIReader == nil || cfg.Stores == nil || cfg.PublicURL == nil {
+		return nil, errors.New("web: client, API reader, stores and public URL are required")
 	}
 	if cfg.Clock == nil {
 		cfg.Clock = clock.RealClock{}

@@ -79,6 +79,12 @@ type Config struct {
 	// PageSize is the page size of searches (RFC 2696); default 500.
 	PageSize int `json:"pageSize,omitempty"`
 
+	// BindPassword and CAPEM, when set, are the bind password and the CA
+	// bundle themselves, as an IdentityStore gives them (from a Secret and
+	// from its spec); they are never read from YAML.
+	BindPassword string `json:"-"`
+	CAPEM        []byte `json:"-"`
+
 	dialTimeout, requestTimeout time.Duration
 	bindPassword                string
 }
@@ -125,6 +131,20 @@ func ParseConfig(data []byte) (*Config, error) {
 	if err := yaml.UnmarshalStrict(data, &c); err != nil {
 		return nil, fmt.Errorf("parsing the ldap store configuration: %w", err)
 	}
+	if err := c.complete(); err != nil {
+		return nil, err
+	}
+	return &c, nil
+}
+
+// ParseConfigWithSecrets reads the YAML configuration with the bind password
+// and CA bundle given, not named.
+func ParseConfigWithSecrets(data []byte, bindPassword string, caPEM []byte) (*Config, error) {
+	var c Config
+	if err := yaml.UnmarshalStrict(data, &c); err != nil {
+		return nil, fmt.Errorf("parsing the ldap store configuration: %w", err)
+	}
+	c.BindPassword, c.CAPEM = bindPassword, caPEM
 	if err := c.complete(); err != nil {
 		return nil, err
 	}
@@ -184,7 +204,9 @@ func (c *Config) complete() error {
 	checkDN("bindDN", c.BindDN, true)
 	checkDN("usersDN", c.UsersDN, true)
 	checkDN("groupsDN", c.GroupsDN, true)
-	if pw, err := store.ReadSecret("bindPassword", c.BindPasswordFile, c.BindPasswordEnv); err != nil {
+	if c.BindPassword != "" {
+		c.bindPassword = c.BindPassword
+	} else if pw, err := store.ReadSecret("bindPassword", c.BindPasswordFile, c.BindPasswordEnv); err != nil {
 		errs = append(errs, err)
 	} else {
 		c.bindPassword = pw

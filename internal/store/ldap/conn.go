@@ -44,14 +44,17 @@ func (c *Config) tlsConfig() (*tls.Config, error) {
 		host = c.ServerName
 	}
 	t := &tls.Config{ServerName: host, MinVersion: tls.VersionTLS12}
-	if c.CAFile != "" {
-		pem, err := os.ReadFile(c.CAFile)
-		if err != nil {
+	pem := c.CAPEM
+	if pem == nil && c.CAFile != "" {
+		var err error
+		if pem, err = os.ReadFile(c.CAFile); err != nil {
 			return nil, fmt.Errorf("caFile: %w", err)
 		}
+	}
+	if pem != nil {
 		roots := x509.NewCertPool()
 		if !roots.AppendCertsFromPEM(pem) {
-			return nil, fmt.Errorf("caFile: %s holds no PEM certificate", c.CAFile)
+			return nil, fmt.Errorf("caBundle: holds no PEM certificate")
 		}
 		t.RootCAs = roots
 	}

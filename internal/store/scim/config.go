@@ -48,6 +48,12 @@ type Config struct {
 	// activated flag and a group's display name and description. Turn it off
 	// for services that refuse unknown schemas.
 	RosterExtension *bool `json:"rosterExtension,omitempty"`
+
+	// Token and CAPEM, when set, are the token and the CA bundle
+	// themselves, as an IdentityStore gives them (from a Secret and from its
+	// spec); they are never read from YAML.
+	Token string `json:"-"`
+	CAPEM []byte `json:"-"`
 }
 
 // RateLimit is a token bucket: a steady rate and a burst.
@@ -107,13 +113,19 @@ func (c Config) settings() (settings, error) {
 	default:
 		s.base = u
 	}
-	token, err := store.ReadSecret("token", c.TokenFile, c.TokenEnv)
-	if err != nil {
-		bad("%w", err)
+	s.token = c.Token
+	if s.token == "" {
+		token, err := store.ReadSecret("token", c.TokenFile, c.TokenEnv)
+		if err != nil {
+			bad("%w", err)
+		}
+		s.token = token
 	}
-	s.token = token
-	if c.CAFile != "" {
-		pem, err := os.ReadFile(c.CAFile)
+	if c.CAFile != "" || c.CAPEM != nil {
+		pem, err := c.CAPEM, error(nil)
+		if pem == nil {
+			pem, err = os.ReadFile(c.CAFile)
+		}
 		pool, _ := x509.SystemCertPool()
 		if pool == nil {
 			pool = x509.NewCertPool()

@@ -1,0 +1,299 @@
+package controllers
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"golang.org/x/time/rate"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/meta"
+	"k8s.io/client-go/tools/events"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/builder"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
+	"sigs.k8s.io/controller-runtime/pkg/log"
+
+	"roster.dev/roster/api/v1alpha1"
+	"roster.dev/roster/internal/status"
+	"roster.dev/roster/internal/store"
+	"roster.dev/roster/internal/stores"
+)
+
+// StoreOpener opens the store an IdentityStore declares; stores.Opener in
+// the manager, a wrapper in tests that inject faults.
+type StoreOpener interface {
+	Fingerprint(ctx context.Context, ids *v1alpha1.IdentityStore) (string, error)
+	Open(ctx context.Context, ids *v1alpha1.IdentityStore) (store.Store, error)
+}
+
+// IdentityStoreReconciler opens the store each IdentityStore declares and
+// keeps it in the registry the other reconcilers and the web pages use; it
+// reopens it when the spec or a credential Secret changes, and reports the
+// store's health.
+type IdentityStoreReconciler struct {
+	client.Client
+	Stores   *stores.Registry
+	Opener   StoreOpener
+	Metrics  *store.Metrics
+	Recorder events.EventRecorder
+	// CheckPeriod is how often an open store is checked for reachability
+	// and its Secrets for changes.
+	CheckPeriod time.Duration
+
+	mu           sync.Mutex
+	fingerprints map[string]string // what each open store was opened from
+}
+
+// Reasons of IdentityStore conditions and events.
+const (
+	ReasonStoreReady      = "StoreReady"
+	ReasonStoreOpened     = "Opened"
+	ReasonInvalidConfig   = "InvalidConfig"
+	ReasonWaitingForStore = "WaitingForStore"
+	ReasonInUse           = "InUse"
+	ReasonDefaultConflict = "DefaultConflict"
+)
+
+// +kubebuilder:rbac:groups=iam.roster.dev,resources=identitystores,verbs=get;list;watch;update;patch
+// +kubebuilder:rbac:groups=iam.roster.dev,resources=identitystores/status,verbs=get;update;patch
+// +kubebuilder:rbac:groups=iam.roster.dev,resources=identitystores/finalizers,verbs=update
+
+// storePass is what one pass observed of an IdentityStore.
+type storePass struct {
+	outcome
+	handle   *stores.Handle
+	refs     int
+	defaults []string // names of every IdentityStore marked default
+}
+
+// Reconcile opens, checks or closes one store.
+func (r *IdentityStoreReconciler) Reconcile(ctx context.Context, req ctrl.Request) (result ctrl.Result, retErr error) {
+	ids := &v1alpha1.IdentityStore{}
+	if err := r.Get(ctx, req.NamespacedName, ids); err != nil {
+		if client.IgnoreNotFound(err) == nil {
+			r.forget(req.Name)
+		}
+		return ctrl.Result{}, client.IgnoreNotFound(err)
+	}
+	base := ids.DeepCopy()
+	pass := &storePass{}
+	defer func() {
+		r.computeStatus(ids, pass, retErr)
+		patchStatus(ctx, r.Client, ids, base, ids.Status, base.Status, &retErr)
+	}()
+
+	var err error
+	if pass.refs, err = r.references(ctx, ids); err != nil {
+		return ctrl.Result{}, err
+	}
+	if !ids.DeletionTimestamp.IsZero() {
+		return r.reconcileDelete(ctx, ids, pass)
+	}
+	if err := ensureFinalizer(ctx, r.Client, ids, base); err != nil {
+		return requeueOnConflict(err)
+	}
+	if pass.defaults, err = r.defaults(ctx); err != nil {
+		return ctrl.Result{}, err
+	}
+	if err := r.ensureOpen(ctx, ids, pass); err != nil {
+		if stores.IsConfigError(err) {
+			return ctrl.Result{RequeueAfter: r.CheckPeriod}, nil
+		}
+		return ctrl.Result{RequeueAfter: r.CheckPeriod}, nil
+	}
+	return ctrl.Result{RequeueAfter: jittered(r.CheckPeriod)}, nil
+}
+
+// ensureOpen opens the store when it is not open from the current spec and
+// Secrets, and otherwise checks that it still answers.
+func (r *IdentityStoreReconciler) ensureOpen(ctx context.Context, ids *v1alpha1.IdentityStore, pass *storePass) error {
+	fp, err := r.Opener.Fingerprint(ctx, ids)
+	if err != nil {
+		r.fail(ids, pass, err)
+		return err
+	}
+	r.mu.Lock()
+	same := r.fingerprints[ids.Name] == fp
+	r.mu.Unlock()
+	if h, ok := r.Stores.Get(ids.Name); ok && same {
+		pass.handle = h
+		r.Stores.Put(h.WithSpec(ids.Spec)) // the default flag may change without a reopen
+		if _, err := h.FindUserByEmail(ctx, "roster-health-check@invalid"); err != nil && !errors.Is(err, store.ErrNotFound) {
+			pass.set(status.Progressing, ReasonStoreUnavailable, "The %s store does not answer, retrying: %v.", ids.Kind(), err)
+			return err
+		}
+		return nil
+	}
+	backend, err := r.Opener.Open(ctx, ids)
+	if err != nil {
+		r.fail(ids, pass, err)
+		return err
+	}
+	var limiter *rate.Limiter
+	if rl := ids.Spec.RateLimit; rl != nil {
+		limiter = rate.NewLimiter(rate.Limit(rl.QPS), int(max(rl.Burst, rl.QPS)))
+	}
+	h := &stores.Handle{Name: ids.Name, Store: store.Instrument(ids.Name, backend, r.Metrics, limiter), Spec: ids.Spec, Deactivation: true}
+	if old := r.Stores.Put(h); old != nil {
+		_ = old.Close()
+	}
+	r.mu.Lock()
+	r.fingerprints[ids.Name] = fp
+	r.mu.Unlock()
+	pass.handle = h
+	recordEvent(r.Recorder, ids, corev1.EventTypeNormal, ReasonStoreOpened, "Open", "Opened the %s store.", ids.Kind())
+	return nil
+}
+
+// fail takes the store out of use and says why.
+func (r *IdentityStoreReconciler) fail(ids *v1alpha1.IdentityStore, pass *storePass, err error) {
+	if old := r.Stores.Fail(ids.Name, ids.Spec.Default, err.Error()); old != nil {
+		_ = old.Close()
+	}
+	r.mu.Lock()
+	delete(r.fingerprints, ids.Name)
+	r.mu.Unlock()
+	if stores.IsConfigError(err) {
+		pass.set(status.Stalled, ReasonInvalidConfig, "%v.", err)
+		return
+	}
+	pass.set(status.Progressing, ReasonWaitingForStore, "The %s store cannot be opened yet, retrying: %v.", ids.Kind(), err)
+}
+
+// reconcileDelete keeps a store that resources still use; once none do, it
+// closes the store and lets the IdentityStore go.
+func (r *IdentityStoreReconciler) reconcileDelete(ctx context.Context, ids *v1alpha1.IdentityStore, pass *storePass) (ctrl.Result, error) {
+	if !controllerutil.ContainsFinalizer(ids, v1alpha1.Finalizer) {
+		return ctrl.Result{}, nil
+	}
+	if pass.refs > 0 {
+		pass.set(status.Progressing, ReasonInUse,
+			"Deletion waits: %d Users, Groups or UserImports still use this store; delete them or point them at another store.", pass.refs)
+		return ctrl.Result{RequeueAfter: r.CheckPeriod}, nil
+	}
+	r.forget(ids.Name)
+	return requeueOnConflict(removeFinalizer(ctx, r.Client, ids))
+}
+
+// forget closes and removes the named store.
+func (r *IdentityStoreReconciler) forget(name string) {
+	if old := r.Stores.Remove(name); old != nil {
+		_ = old.Close()
+	}
+	r.mu.Lock()
+	delete(r.fingerprints, name)
+	r.mu.Unlock()
+}
+
+// references counts the resources that use the store, by name or as the
+// default.
+func (r *IdentityStoreReconciler) references(ctx context.Context, ids *v1alpha1.IdentityStore) (int, error) {
+	keys := []string{ids.Name}
+	if ids.Spec.Default {
+		keys = append(keys, defaultStoreKey)
+	}
+	n := 0
+	for _, key := range keys {
+		for _, list := range []client.ObjectList{&v1alpha1.UserList{}, &v1alpha1.GroupList{}, &v1alpha1.UserImportList{}} {
+			if err := r.List(ctx, list, client.MatchingFields{storeRefIndex: key}); err != nil {
+				return 0, fmt.Errorf("counting the resources using the store: %w", err)
+			}
+			n += meta.LenList(list)
+		}
+	}
+	return n, nil
+}
+
+// defaults names every IdentityStore marked default.
+func (r *IdentityStoreReconciler) defaults(ctx context.Context) ([]string, error) {
+	var list v1alpha1.IdentityStoreList
+	if err := r.List(ctx, &list); err != nil {
+		return nil, fmt.Errorf("listing IdentityStores: %w", err)
+	}
+	var names []string
+	for i := range list.Items {
+		if list.Items[i].Spec.Default && list.Items[i].DeletionTimestamp.IsZero() {
+			names = append(names, list.Items[i].Name)
+		}
+	}
+	return names, nil
+}
+
+// computeStatus is the one place the status is written from the pass.
+func (r *IdentityStoreReconciler) computeStatus(ids *v1alpha1.IdentityStore, pass *storePass, err error) {
+	st := &ids.Status
+	st.Type = ids.Kind()
+	st.ReferencedBy = int32(pass.refs)
+	if h := pass.handle; h != nil {
+		caps := h.Capabilities()
+		st.Capabilities = &v1alpha1.StoreCapabilities{Passwords: caps.Passwords, Logins: caps.LoginTimes, Deactivation: h.Deactivation}
+	}
+	if pass.summary == nil {
+		switch {
+		case err != nil:
+			pass.retrying(err)
+		case !ids.DeletionTimestamp.IsZero():
+			return
+		case ids.Spec.Default && len(pass.defaults) > 1:
+			pass.set(status.Stalled, ReasonDefaultConflict,
+				"IdentityStores %v are all marked default; resources without a storeRef wait until only one is.", pass.defaults)
+		default:
+			pass.set(status.Ready, ReasonStoreReady, "The %s store is open and answers; %d resources use it.", ids.Kind(), pass.refs)
+		}
+	}
+	pass.apply(&st.Conditions, &st.ObservedGeneration, ids.Generation)
+}
+
+// SetupWithManager registers the controller. A store is rechecked every
+// CheckPeriod, which also notices changed Secrets.
+func (r *IdentityStoreReconciler) SetupWithManager(mgr ctrl.Manager) error {
+	r.fingerprints = map[string]string{}
+	return ctrl.NewControllerManagedBy(mgr).
+		For(&v1alpha1.IdentityStore{}, builder.WithPredicates(specChangedOrDeleting())).
+		Named("identitystore").
+		Complete(r)
+}
+
+// storeRefIndex indexes Users, Groups and UserImports by the store they
+// name, or defaultStoreKey for those that use the default store.
+const storeRefIndex = "spec.storeRef.name"
+
+// defaultStoreKey is the storeRefIndex value of resources without a
+// storeRef; no IdentityStore can be named so.
+const defaultStoreKey = "#default"
+
+// storeKey is a storeRef's value in the indexes.
+func storeKey(ref *v1alpha1.StoreReference) string {
+	if ref == nil {
+		return defaultStoreKey
+	}
+	return ref.Name
+}
+
+// storeKeys are the index values of the resources that use the named store.
+func storeKeys(name string, isDefault bool) []string {
+	if isDefault {
+		return []string{name, defaultStoreKey}
+	}
+	return []string{name}
+}
+
+// storeRefIndexes are the indexes by store, for setupIndexes.
+func storeRefIndexes() []fieldIndex {
+	return []fieldIndex{
+		{&v1alpha1.User{}, storeRefIndex, func(o client.Object) []string { return []string{storeKey(o.(*v1alpha1.User).Spec.StoreRef)} }},
+		{&v1alpha1.Group{}, storeRefIndex, func(o client.Object) []string { return []string{storeKey(o.(*v1alpha1.Group).Spec.StoreRef)} }},
+		{&v1alpha1.UserImport{}, storeRefIndex, func(o client.Object) []string {
+			return []string{storeKey(o.(*v1alpha1.UserImport).Spec.StoreRef)}
+		}},
+	}
+}
+
+// logStoreWait is how a reconciler says it waits for its store.
+func logStoreWait(ctx context.Context, err error) {
+	log.FromContext(ctx).V(1).Info("Waiting for the identity store", "reason", err.Error())
+}
