@@ -61,7 +61,7 @@ func (o *Opener) Fingerprint(ctx context.Context, ids *v1alpha1.IdentityStore) (
 		var s corev1.Secret
 		if err := o.Secrets.Get(ctx, client.ObjectKey{Namespace: o.Namespace, Name: ref.Name}, &s); err != nil {
 			if apierrors.IsNotFound(err) {
-				return "", fmt.Errorf("Secret %s/%s does not exist", o.Namespace, ref.Name)
+				return "", fmt.Errorf("the Secret %s/%s does not exist", o.Namespace, ref.Name)
 			}
 			return "", fmt.Errorf("reading Secret %s/%s: %w", o.Namespace, ref.Name, err)
 		}

@@ -44,7 +44,9 @@ type NotReadyError struct{ Msg string }
 
 func (e *NotReadyError) Error() string { return e.Msg }
 
-func notReady(format string, args ...any) error { return &NotReadyError{Msg: fmt.Sprintf(format, args...)} }
+func notReady(format string, args ...any) error {
+	return &NotReadyError{Msg: fmt.Sprintf(format, args...)}
+}
 
 // Registry holds the open stores by name. It is safe for concurrent use.
 type Registry struct {
