@@ -154,7 +154,7 @@ func openSCIM(o options, dir string) (*backend, error) {
 	}
 	token := filepath.Join(dir, "scim-token")
 	conf := filepath.Join(dir, "scim.yaml")
-	cfg := fmt.Sprintf("url: %s\ntokenFile: %s\nrateLimit:\n  requestsPerSecond: %g\n  burst: %d\n", peer.URL, token, o.scimRate, burst)
+	cfg := fmt.Sprintf("url: %s\ninsecure: true\ntokenFile: %s\nrateLimit:\n  requestsPerSecond: %g\n  burst: %d\n", peer.URL, token, o.scimRate, burst)
 	for path, data := range map[string]string{token: scimtest.Token + "\n", conf: cfg} {
 		if err := os.WriteFile(path, []byte(data), 0o600); err != nil {
 			peer.Close()
