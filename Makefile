@@ -13,7 +13,9 @@ ETCD_VERSION ?= 3.7.0
 GOOS   := $(shell go env GOOS)
 GOARCH := $(shell go env GOARCH)
 ASSETS := $(CURDIR)/bin/k8s/$(KUBE_VERSION)-$(GOOS)-$(GOARCH)
-IMG    ?= ghcr.io/roster-dev/roster:latest
+# The release the install pins (config/manager/kustomization.yaml: newTag).
+VERSION ?= v0.1.0
+IMG     ?= ghcr.io/roster-dev/roster:$(VERSION)
 
 CONTROLLER_GEN := go tool controller-gen
 STATICCHECK    := go tool staticcheck
