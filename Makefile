@@ -13,7 +13,9 @@ ETCD_VERSION ?= 3.7.0
 GOOS   := $(shell go env GOOS)
 GOARCH := $(shell go env GOARCH)
 ASSETS := $(CURDIR)/bin/k8s/$(KUBE_VERSION)-$(GOOS)-$(GOARCH)
-IMG    ?= ghcr.io/roster-dev/roster:latest
+# The release the install pins (config/manager/kustomization.yaml: newTag).
+VERSION ?= v0.1.0
+IMG     ?= ghcr.io/roster-dev/roster:$(VERSION)
 
 CONTROLLER_GEN := go tool controller-gen
 STATICCHECK    := go tool staticcheck
@@ -84,8 +86,8 @@ build: ## Build the manager binary into bin/.
 	go build -o bin/manager .
 
 .PHONY: run
-run: ## Run the operator against the current kubeconfig (embedded store in bin/data).
-	go run . --data-dir=bin/data --metrics-bind-address=:8080 --health-probe-bind-address=:8081
+run: ## Run the operator against the current kubeconfig (embedded store in bin/data; plain HTTP metrics on 127.0.0.1:8080).
+	go run . --data-dir=bin/data --metrics-bind-address=127.0.0.1:8080 --metrics-secure=false --health-probe-bind-address=:8081
 
 .PHONY: demo
 demo: control-plane ## Start a local control plane, the operator and the samples.

@@ -3,6 +3,7 @@
 package main
 
 import (
+	"crypto/tls"
 	"errors"
 	"flag"
 	"fmt"
@@ -25,6 +26,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/healthz"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 	"sigs.k8s.io/controller-runtime/pkg/metrics"
+	"sigs.k8s.io/controller-runtime/pkg/metrics/filters"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
 	"roster.dev/roster/api/v1alpha1"
@@ -44,6 +46,7 @@ type options struct {
 	publicURL        string
 	webBindAddress   string
 	metricsAddress   string
+	metricsSecure    bool
 	probeAddress     string
 	pprofAddress     string
 	leaderElect      bool
@@ -88,7 +91,8 @@ func parseFlags(args []string) (*options, error) {
 	fs.StringVar(&o.outboxDir, "outbox-dir", "", "folder where messages are written as .eml files when no SMTP server is configured (default <data-dir>/outbox)")
 	fs.StringVar(&o.publicURL, "public-url", "http://localhost:8082", "base URL that links in emails start with")
 	fs.StringVar(&o.webBindAddress, "web-bind-address", ":8082", "address the invitation and password pages listen on")
-	fs.StringVar(&o.metricsAddress, "metrics-bind-address", ":8080", "address the metrics endpoint listens on; 0 turns metrics off")
+	fs.StringVar(&o.metricsAddress, "metrics-bind-address", ":8443", "address the metrics endpoint listens on; 0 turns metrics off")
+	fs.BoolVar(&o.metricsSecure, "metrics-secure", true, "serve metrics over HTTPS to clients the Kubernetes API authenticates and authorizes (get on /metrics); false serves plain HTTP to anyone, for local runs")
 	fs.StringVar(&o.probeAddress, "health-probe-bind-address", ":8081", "address the health and readiness probes listen on")
 	fs.StringVar(&o.pprofAddress, "pprof-bind-address", "0", "address of the Go profiling endpoint (/debug/pprof); 0 turns it off")
 	fs.BoolVar(&o.leaderElect, "leader-elect", false, "elect a leader so that only one replica reconciles at a time")
@@ -266,6 +270,30 @@ func (o *options) invitations() (*controllers.Invitations, error) {
 	}, nil
 }
 
+// +kubebuilder:rbac:groups=authentication.k8s.io,resources=tokenreviews,verbs=create
+// +kubebuilder:rbac:groups=authorization.k8s.io,resources=subjectaccessreviews,verbs=create
+
+// metricsServer serves /metrics as kubebuilder scaffolds it: over HTTPS,
+// to callers whose bearer token the API server accepts (a TokenReview) and
+// who may get the non-resource URL /metrics (a SubjectAccessReview; the
+// roster-metrics-reader ClusterRole grants it), with a self-signed
+// certificate made at start. --metrics-secure=false serves plain HTTP
+// without either check, for a manager on a workstation.
+func (o *options) metricsServer() metricsserver.Options {
+	if !o.metricsSecure {
+		return metricsserver.Options{BindAddress: o.metricsAddress}
+	}
+	return metricsserver.Options{
+		BindAddress:    o.metricsAddress,
+		SecureServing:  true,
+		FilterProvider: filters.WithAuthenticationAndAuthorization,
+		// HTTP/1.1 only: a scraper needs nothing more, and it keeps the
+		// endpoint out of reach of HTTP/2 stream floods (CVE-2023-44487,
+		// CVE-2023-39325).
+		TLSOpts: []func(*tls.Config){func(c *tls.Config) { c.NextProtos = []string{"http/1.1"} }},
+	}
+}
+
 // pages serves the invitation and password pages on every replica;
 // --web-bind-address=0 turns them off here (another replica or deployment
 // serves them).
@@ -315,7 +343,7 @@ func run(args []string) error {
 
 	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
 		Scheme:                 scheme,
-		Metrics:                metricsserver.Options{BindAddress: o.metricsAddress},
+		Metrics:                o.metricsServer(),
 		HealthProbeBindAddress: o.probeAddress,
 		PprofBindAddress:       o.pprofAddress,
 		LeaderElection:         o.leaderElect,

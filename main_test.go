@@ -1,11 +1,14 @@
 package main
 
 import (
+	"crypto/tls"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/google/go-cmp/cmp"
 
 	"roster.dev/roster/internal/mail"
 )
@@ -101,5 +104,47 @@ func TestOutboxIsTheDefault(t *testing.T) {
 	}
 	if _, err := os.Stat(filepath.Join(dir, "outbox")); err != nil {
 		t.Errorf("the outbox folder was not created: %v", err)
+	}
+}
+
+func TestMetricsServer(t *testing.T) {
+	// served is what a metrics server built from the options does.
+	type served struct {
+		Address    string
+		HTTPS      bool
+		Filtered   bool // authentication and authorization by the API server
+		NextProtos []string
+	}
+	cases := []struct {
+		name string
+		args []string
+		want served
+	}{
+		{name: "defaults", args: nil,
+			want: served{Address: ":8443", HTTPS: true, Filtered: true, NextProtos: []string{"http/1.1"}}},
+		{name: "plain HTTP asked for", args: []string{"--metrics-secure=false", "--metrics-bind-address=127.0.0.1:8080"},
+			want: served{Address: "127.0.0.1:8080"}},
+		{name: "off", args: []string{"--metrics-bind-address=0"},
+			want: served{Address: "0", HTTPS: true, Filtered: true, NextProtos: []string{"http/1.1"}}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			o, err := parseFlags(tc.args)
+			if err != nil {
+				t.Fatalf("parseFlags: %v", err)
+			}
+			m := o.metricsServer()
+			got := served{Address: m.BindAddress, HTTPS: m.SecureServing, Filtered: m.FilterProvider != nil}
+			if len(m.TLSOpts) > 0 {
+				cfg := &tls.Config{NextProtos: []string{"h2", "http/1.1"}}
+				for _, opt := range m.TLSOpts {
+					opt(cfg)
+				}
+				got.NextProtos = cfg.NextProtos
+			}
+			if diff := cmp.Diff(tc.want, got); diff != "" {
+				t.Errorf("metrics server (-want +got):\n%s", diff)
+			}
+		})
 	}
 }

@@ -46,7 +46,7 @@ func TestSCIMStore(t *testing.T) {
 	ctrl.SetLogger(zap.New(zap.WriteTo(os.Stderr), zap.UseDevMode(true)))
 	s := &scimSuite{peer: scimtest.Start(t, scimtest.Options{ThrottleOnSignal: 12}), metrics: store.NewMetrics(prometheus.NewRegistry())}
 	var err error
-	s.st, err = scim.New(t.Context(), scim.Config{URL: s.peer.URL, TokenFile: scimtest.TokenFile(t)}, scim.Options{})
+	s.st, err = scim.New(t.Context(), scim.Config{URL: s.peer.URL, Insecure: true, TokenFile: scimtest.TokenFile(t)}, scim.Options{})
 	g.Expect(err).NotTo(HaveOccurred())
 	t.Cleanup(func() { _ = s.st.Close() })
 

@@ -82,7 +82,7 @@ func (o *Opener) Open(ctx context.Context, ids *v1alpha1.IdentityStore) (store.S
 			return nil, err
 		}
 		doc, err := settingsDocument(spec.LDAP.Settings, "spec.ldap.settings", map[string]any{
-			"url": spec.LDAP.URL, "startTLS": spec.LDAP.StartTLS, "serverName": spec.LDAP.ServerName,
+			"url": spec.LDAP.URL, "startTLS": spec.LDAP.StartTLS, "insecure": spec.LDAP.Insecure, "serverName": spec.LDAP.ServerName,
 			"bindDN": spec.LDAP.BindDN, "usersDN": spec.LDAP.UsersDN, "groupsDN": spec.LDAP.GroupsDN,
 		})
 		if err != nil {
@@ -98,7 +98,7 @@ func (o *Opener) Open(ctx context.Context, ids *v1alpha1.IdentityStore) (store.S
 		if err != nil {
 			return nil, err
 		}
-		doc, err := settingsDocument(spec.SCIM.Settings, "spec.scim.settings", map[string]any{"url": spec.SCIM.URL})
+		doc, err := settingsDocument(spec.SCIM.Settings, "spec.scim.settings", map[string]any{"url": spec.SCIM.URL, "insecure": spec.SCIM.Insecure})
 		if err != nil {
 			return nil, err
 		}

@@ -19,10 +19,15 @@ import (
 // bind password, usersDN and groupsDN are required; everything else has a
 // default that suits OpenLDAP with the ppolicy and lastbind overlays.
 type Config struct {
-	// URL is ldap://host:port or ldaps://host:port.
+	// URL is ldaps://host:port, or ldap://host:port with StartTLS (or,
+	// for plaintext, Insecure).
 	URL string `json:"url"`
 	// StartTLS upgrades an ldap:// connection to TLS before binding.
 	StartTLS bool `json:"startTLS,omitempty"`
+	// Insecure allows an ldap:// URL without startTLS, which sends the bind
+	// password and every entry unencrypted. It is for a directory on the
+	// same host or in tests; it never turns off certificate checks.
+	Insecure bool `json:"insecure,omitempty"`
 	// CAFile is a PEM bundle of the CAs that sign the server's certificate;
 	// the system's roots when empty.
 	CAFile string `json:"caFile,omitempty"`
@@ -182,6 +187,8 @@ func (c *Config) complete() error {
 		bad("url", "scheme %q is not ldap or ldaps", u.Scheme)
 	case u.Host == "":
 		bad("url", "has no host")
+	case u.Scheme == "ldap" && !c.StartTLS && !c.Insecure:
+		bad("url", "ldap:// without startTLS sends the bind password unencrypted: use ldaps://, set startTLS: true, or set insecure: true to allow plaintext")
 	case c.StartTLS && u.Scheme == "ldaps":
 		bad("startTLS", "is for ldap:// URLs; ldaps:// is TLS already")
 	}

@@ -13,7 +13,7 @@ import (
 func TestParseConfigDefaults(t *testing.T) {
 	t.Setenv("ROSTER_TEST_LDAP_PASSWORD", "s3cret")
 	c, err := ParseConfig([]byte(`
-url: ldap://ldap.example.com:389
+url: ldaps://ldap.example.com:636
 bindDN: cn=roster,dc=example,dc=com
 bindPasswordEnv: ROSTER_TEST_LDAP_PASSWORD
 usersDN: ou=people,dc=example,dc=com
@@ -60,6 +60,7 @@ func TestParseConfigErrors(t *testing.T) {
 	}
 	good := map[string]string{
 		"url":              "ldap://localhost:389",
+		"insecure":         "true",
 		"bindDN":           "cn=admin,dc=x",
 		"bindPasswordFile": pw,
 		"usersDN":          "ou=people,dc=x",
@@ -87,6 +88,7 @@ func TestParseConfigErrors(t *testing.T) {
 		{"no url", map[string]string{"url": ""}, []string{"url: is required"}},
 		{"http url", map[string]string{"url": "http://x"}, []string{`url: scheme "http"`}},
 		{"url without host", map[string]string{"url": "ldap://"}, []string{"url: has no host"}},
+		{"plaintext without insecure", map[string]string{"insecure": ""}, []string{"url: ldap:// without startTLS", "insecure: true"}},
 		{"startTLS on ldaps", map[string]string{"url": "ldaps://x", "startTLS": "true"}, []string{"startTLS:"}},
 		{"missing CA file", map[string]string{"caFile": filepath.Join(dir, "none.pem")}, []string{"caFile:"}},
 		{"no bind DN", map[string]string{"bindDN": ""}, []string{"bindDN: is required"}},
@@ -117,6 +119,46 @@ func TestParseConfigErrors(t *testing.T) {
 				if !strings.Contains(err.Error(), w) {
 					t.Errorf("error %q does not name %q", err, w)
 				}
+			}
+		})
+	}
+}
+
+// TestParseConfigTransport: plaintext LDAP is refused unless the file asks
+// for it by name; TLS, from the first byte or through StartTLS, needs
+// nothing more.
+func TestParseConfigTransport(t *testing.T) {
+	t.Setenv("ROSTER_TEST_LDAP_PASSWORD", "s3cret")
+	const refused = "ldap store configuration: url: ldap:// without startTLS sends the bind password unencrypted: " +
+		"use ldaps://, set startTLS: true, or set insecure: true to allow plaintext"
+	for _, tc := range []struct {
+		name    string
+		lines   string // the url and its TLS settings
+		wantErr string // the whole message; empty when accepted
+	}{
+		{name: "ldaps", lines: "url: ldaps://ldap.example.com:636"},
+		{name: "ldap with StartTLS", lines: "url: ldap://ldap.example.com\nstartTLS: true"},
+		{name: "plaintext allowed by insecure", lines: "url: ldap://127.0.0.1:389\ninsecure: true"},
+		{name: "insecure with StartTLS", lines: "url: ldap://ldap.example.com\nstartTLS: true\ninsecure: true"},
+		{name: "insecure with ldaps", lines: "url: ldaps://ldap.example.com\ninsecure: true"},
+		{name: "plaintext refused", lines: "url: ldap://ldap.example.com:389", wantErr: refused},
+		{name: "plaintext on loopback refused", lines: "url: ldap://127.0.0.1:389", wantErr: refused},
+		{name: "upper-case scheme refused", lines: "url: LDAP://ldap.example.com", wantErr: refused},
+		{name: "insecure false refused", lines: "url: ldap://ldap.example.com\ninsecure: false", wantErr: refused},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := ParseConfig([]byte(tc.lines + `
+bindDN: cn=roster,dc=example,dc=com
+bindPasswordEnv: ROSTER_TEST_LDAP_PASSWORD
+usersDN: ou=people,dc=example,dc=com
+groupsDN: ou=groups,dc=example,dc=com
+`))
+			got := ""
+			if err != nil {
+				got = err.Error()
+			}
+			if diff := cmp.Diff(tc.wantErr, got); diff != "" {
+				t.Errorf("ParseConfig error (-want +got):\n%s", diff)
 			}
 		})
 	}

@@ -351,17 +351,21 @@ func ptr[T any](v T) *T { return &v }
 
 func TestTLS(t *testing.T) {
 	srv := ldaptest.Start(t)
-	plain := srv.StoreConfig()
+	// The TLS settings alone, without the insecure: true that the plaintext
+	// test configuration carries.
+	plain := strings.Replace(srv.StoreConfig(), "insecure: true\n", "", 1)
+	ldaps := strings.Replace(plain, srv.URL, srv.LDAPSURL, 1)
 	for _, tc := range []struct {
 		name      string
 		config    string
 		untrusted bool
 	}{
-		{"ldaps", strings.Replace(plain, srv.URL, srv.LDAPSURL, 1) + "caFile: " + srv.CAFile + "\n", false},
+		{"ldaps", ldaps + "caFile: " + srv.CAFile + "\n", false},
 		{"StartTLS", plain + "startTLS: true\ncaFile: " + srv.CAFile + "\n", false},
-		{"ldaps with an unknown CA", strings.Replace(plain, srv.URL, srv.LDAPSURL, 1), true},
+		{"ldaps with an unknown CA", ldaps, true},
 		{"StartTLS with an unknown CA", plain + "startTLS: true\n", true},
-		{"ldaps with another name", strings.Replace(plain, srv.URL, srv.LDAPSURL, 1) + "caFile: " + srv.CAFile + "\nserverName: ldap.example.com\n", true},
+		{"ldaps with another name", ldaps + "caFile: " + srv.CAFile + "\nserverName: ldap.example.com\n", true},
+		{"insecure does not trust an unknown CA", ldaps + "insecure: true\n", true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			cfg, err := ldap.ParseConfig([]byte(tc.config))

@@ -20,6 +20,10 @@ type Config struct {
 	// URL is the service's SCIM base URL, the one /Users and /Groups are
 	// relative to, for example https://scim.example.com/scim/v2.
 	URL string `json:"url"`
+	// Insecure allows an http:// URL, which sends the bearer token and
+	// every user unencrypted. It is for a service on the same host or in
+	// tests; it never turns off certificate checks.
+	Insecure bool `json:"insecure,omitempty"`
 	// TokenFile and TokenEnv name where the bearer token is: a file (a
 	// mounted Secret) or an environment variable. Exactly one is set; the
 	// token is never written inline.
@@ -110,6 +114,8 @@ func (c Config) settings() (settings, error) {
 		bad("url: %w", err)
 	case u.Scheme != "https" && u.Scheme != "http" || u.Host == "":
 		bad("url: %q is not an http:// or https:// URL", c.URL)
+	case u.Scheme == "http" && !c.Insecure:
+		bad("url: http:// sends the bearer token unencrypted: use https://, or set insecure: true to allow plaintext")
 	default:
 		s.base = u
 	}

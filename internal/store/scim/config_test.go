@@ -4,6 +4,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/google/go-cmp/cmp"
 )
 
 func TestConfig(t *testing.T) {
@@ -39,7 +41,7 @@ rosterExtension: false
 		},
 		{
 			name: "defaults",
-			yaml: "url: http://127.0.0.1:8080\ntokenEnv: SCIM_TEST_TOKEN\n",
+			yaml: "url: https://127.0.0.1:8443\ntokenEnv: SCIM_TEST_TOKEN\n",
 			check: func(t *testing.T, s settings) {
 				if s.timeout != 30*time.Second || s.maxRetries != 5 || s.pageSize != 100 || !s.rosterExtension || s.limiter != nil {
 					t.Errorf("settings = %+v", s)
@@ -88,6 +90,49 @@ rosterExtension: false
 			}
 			if strings.Contains(err.Error(), "s3cret") {
 				t.Errorf("error %q shows the token", err)
+			}
+		})
+	}
+}
+
+// TestConfigTransport: plain http is refused unless the file asks for it by
+// name, so the bearer token does not cross the network unencrypted by
+// mistake.
+func TestConfigTransport(t *testing.T) {
+	t.Setenv("SCIM_TEST_TOKEN", "s3cret")
+	const refused = "url: http:// sends the bearer token unencrypted: use https://, or set insecure: true to allow plaintext"
+	for _, tc := range []struct {
+		name     string
+		lines    string // the url and insecure
+		wantBase string // the base URL in use; empty when refused
+		wantErr  string // the whole message; empty when accepted
+	}{
+		{name: "https", lines: "url: https://scim.example.com/scim/v2", wantBase: "https://scim.example.com/scim/v2"},
+		{name: "http allowed by insecure", lines: "url: http://127.0.0.1:8080\ninsecure: true", wantBase: "http://127.0.0.1:8080"},
+		{name: "insecure with https", lines: "url: https://scim.example.com\ninsecure: true", wantBase: "https://scim.example.com"},
+		{name: "http refused", lines: "url: http://scim.example.com/scim/v2", wantErr: refused},
+		{name: "http on loopback refused", lines: "url: http://127.0.0.1:8080", wantErr: refused},
+		{name: "upper-case scheme refused", lines: "url: HTTP://scim.example.com", wantErr: refused},
+		{name: "insecure false refused", lines: "url: http://scim.example.com\ninsecure: false", wantErr: refused},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg, err := ParseConfig([]byte(tc.lines + "\ntokenEnv: SCIM_TEST_TOKEN\n"))
+			if err != nil {
+				t.Fatalf("ParseConfig: %v", err)
+			}
+			s, err := cfg.settings()
+			gotErr, gotBase := "", ""
+			if err != nil {
+				gotErr = err.Error()
+			}
+			if s.base != nil {
+				gotBase = s.base.String()
+			}
+			if diff := cmp.Diff(tc.wantErr, gotErr); diff != "" {
+				t.Errorf("settings error (-want +got):\n%s", diff)
+			}
+			if diff := cmp.Diff(tc.wantBase, gotBase); diff != "" {
+				t.Errorf("base URL (-want +got):\n%s", diff)
 			}
 		})
 	}

@@ -12,7 +12,7 @@ import (
 // open returns a store on the peer with the given config changes.
 func open(t *testing.T, peer *scimtest.Server, opts scim.Options, edit ...func(*scim.Config)) *scim.Store {
 	t.Helper()
-	cfg := scim.Config{URL: peer.URL, TokenFile: scimtest.TokenFile(t)}
+	cfg := scim.Config{URL: peer.URL, Insecure: true, TokenFile: scimtest.TokenFile(t)} // the peer serves plain http on loopback
 	for _, e := range edit {
 		e(&cfg)
 	}

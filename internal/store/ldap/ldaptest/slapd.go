@@ -262,6 +262,7 @@ func (s *Server) Dial(t testing.TB) *ldapv3.Conn {
 func (s *Server) StoreConfig(extra ...string) string {
 	return strings.Join(append([]string{
 		"url: " + s.URL,
+		"insecure: true", // slapd listens in plain text on loopback
 		"bindDN: " + AdminDN,
 		"bindPasswordFile: " + s.PasswordFile,
 		"usersDN: " + UsersDN,
