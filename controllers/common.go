@@ -7,6 +7,8 @@ import (
 	"math/rand/v2"
 	"time"
 
+	corev1 "k8s.io/api/core/v1"
+
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -179,4 +181,31 @@ func storeKeysFor(reg *stores.Registry, ref *v1alpha1.StoreReference) ([]string,
 		return nil, err
 	}
 	return storeKeys(name, reg.IsDefault(name)), nil
+}
+
+// refusedRecheck is how often a resource refused by a store's tenancy rules
+// is looked at again: the rules, or the namespace's labels, may change
+// without the resource changing.
+const refusedRecheck = time.Minute
+
+// tenancyOf is what the store's rules allow the namespace, or a
+// stores.NotPermittedError.
+func tenancyOf(ctx context.Context, c client.Reader, h *stores.Handle, namespace string) (*stores.Tenancy, error) {
+	var ns corev1.Namespace
+	if err := c.Get(ctx, client.ObjectKey{Name: namespace}, &ns); err != nil {
+		return nil, fmt.Errorf("reading namespace %s: %w", namespace, err)
+	}
+	return h.Admit(&ns)
+}
+
+// refusedOr ends a pass: a refusal by the store's rules stalls the
+// resource with reason NotPermitted, and it is looked at again later in
+// case the rules change; any other error is returned for backoff.
+func (o *outcome) refusedOr(err error) (ctrl.Result, error) {
+	var np *stores.NotPermittedError
+	if errors.As(err, &np) {
+		o.set(status.Stalled, ReasonNotPermitted, "%v.", err)
+		return ctrl.Result{RequeueAfter: jittered(refusedRecheck)}, nil
+	}
+	return ctrl.Result{}, err
 }

@@ -105,6 +105,9 @@ func (r *GroupReconciler) Reconcile(ctx context.Context, req ctrl.Request) (resu
 	if err != nil {
 		return ctrl.Result{}, err
 	}
+	if _, err := tenancyOf(ctx, r.Client, pass.store, group.Namespace); err != nil {
+		return pass.refusedOr(err)
+	}
 	if owner, err := r.externalIDOwner(ctx, group); err != nil || owner != nil {
 		if owner != nil {
 			pass.set(status.Stalled, ReasonDuplicateExternalID,
@@ -173,7 +176,15 @@ func (r *GroupReconciler) externalIDOwner(ctx context.Context, group *v1alpha1.G
 // by its name.
 func (r *GroupReconciler) observe(ctx context.Context, group *v1alpha1.Group, pass *groupPass) (err error) {
 	pass.observed, err = observeStore(group.Status.StoreID,
-		func() (store.Group, error) { return pass.store.GetGroup(ctx, group.Status.StoreID) },
+		func() (store.Group, error) {
+			// A recorded ID that leads to another group is not this Group's:
+			// the status may be written by whoever may write the Group.
+			got, err := pass.store.GetGroup(ctx, group.Status.StoreID)
+			if err == nil && got.Name != storeGroupName(group) {
+				return store.Group{}, store.ErrNotFound
+			}
+			return got, err
+		},
 		func() (store.Group, error) { return pass.store.FindGroupByName(ctx, storeGroupName(group)) })
 	return err
 }
@@ -228,6 +239,12 @@ func (r *GroupReconciler) syncMembers(ctx context.Context, group *v1alpha1.Group
 		return err
 	}
 	diff := store.MembershipDiff(pass.membership.StoreIDs, observed)
+	if len(pass.membership.Pending) > 0 {
+		// A member whose store ID is not known yet (not provisioned, or its
+		// status lost) may be among the observed members: remove nobody
+		// until every member's ID is known.
+		diff.Remove = nil
+	}
 	if diff.IsEmpty() {
 		return nil
 	}

@@ -169,7 +169,7 @@ func Setup(mgr ctrl.Manager, deps Deps) (*Reconcilers, error) {
 		source.TempDir = os.TempDir()
 	}
 	r.Import = &UserImportReconciler{
-		Client: c, Stores: reg, Source: &source, Recorder: recorder, Clock: deps.Clock,
+		Client: c, Stores: reg, Source: &source, DefaultRole: deps.DefaultRole, Recorder: recorder, Clock: deps.Clock,
 		Workers: deps.ImportWorkers, MaxConcurrentReconciles: deps.ImportConcurrency, only: deps.Only,
 	}
 	for name, setup := range map[string]func(ctrl.Manager) error{

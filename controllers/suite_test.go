@@ -22,6 +22,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/watch"
+	"k8s.io/client-go/rest"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/client/interceptor"
@@ -42,6 +43,7 @@ var (
 	k8s              client.Client // reads straight from the API server
 	importReconciler *controllers.UserImportReconciler
 	reconcilers      *controllers.Reconcilers
+	restCfg          *rest.Config // the suite's admin connection
 	importTLS        *httptest.Server
 	importFiles      sync.Map // path -> []byte served by importTLS
 	backend          *faultyStore
@@ -70,6 +72,7 @@ func TestMain(m *testing.M) {
 func runSuite(m *testing.M) int {
 	ctrl.SetLogger(zap.New(zap.WriteTo(io.MultiWriter(os.Stderr, logs)), zap.UseDevMode(true)))
 	env, cfg, err := testenv.Start()
+	restCfg = cfg
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 1

@@ -2,6 +2,7 @@ package controllers
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -20,6 +21,7 @@ import (
 	crsource "sigs.k8s.io/controller-runtime/pkg/source"
 
 	"roster.dev/roster/api/v1alpha1"
+	"roster.dev/roster/internal/naming"
 	"roster.dev/roster/internal/status"
 	"roster.dev/roster/internal/store"
 	"roster.dev/roster/internal/stores"
@@ -62,6 +64,7 @@ const (
 	ReasonRetained         = "Retained"
 	ReasonDuplicateEmail   = "DuplicateEmail"
 	ReasonInvalidSpec      = "InvalidSpec"
+	ReasonNotPermitted     = "NotPermitted"
 	ReasonStoreError       = "StoreError"
 	ReasonStoreUnavailable = "StoreUnavailable"
 )
@@ -70,13 +73,15 @@ const (
 // +kubebuilder:rbac:groups=iam.roster.dev,resources=users/status,verbs=get;update;patch
 // +kubebuilder:rbac:groups=iam.roster.dev,resources=users/finalizers,verbs=update
 // +kubebuilder:rbac:groups=events.k8s.io,resources=events,verbs=create;patch
+// +kubebuilder:rbac:groups="",resources=namespaces,verbs=get;list;watch
 
 // userPass is what one reconcile pass observed; status is computed from it.
 type userPass struct {
 	outcome
-	store     *stores.Handle // the User's store, once resolved
-	storeKeys []string       // the store's storeKeys
-	observed  *store.User    // the store user, nil when it is not in the store
+	tenancy   *stores.Tenancy // what the store's rules allow the namespace
+	store     *stores.Handle  // the User's store, once resolved
+	storeKeys []string        // the store's storeKeys
+	observed  *store.User     // the store user, nil when it is not in the store
 	origin    v1alpha1.UserOrigin
 	links     *linkPass // the token records, once observed
 
@@ -92,7 +97,7 @@ func (r *UserReconciler) Reconcile(ctx context.Context, req ctrl.Request) (resul
 	}
 
 	base := user.DeepCopy()
-	pass := &userPass{origin: user.Status.Origin}
+	pass := &userPass{}
 	defer func() {
 		r.computeStatus(user, pass, retErr)
 		patchStatus(ctx, r.Client, user, base, user.Status, base.Status, &retErr)
@@ -112,6 +117,9 @@ func (r *UserReconciler) Reconcile(ctx context.Context, req ctrl.Request) (resul
 	if err := r.validate(user, pass); err != nil {
 		return ctrl.Result{}, err
 	}
+	if err := r.admit(ctx, user, pass); err != nil {
+		return pass.refusedOr(err)
+	}
 	if err := r.resolveGroups(ctx, user, pass); err != nil {
 		return ctrl.Result{}, err
 	}
@@ -126,9 +134,11 @@ func (r *UserReconciler) Reconcile(ctx context.Context, req ctrl.Request) (resul
 	if err := r.observe(ctx, user, pass); err != nil {
 		return ctrl.Result{}, r.storeFailed(pass, "reading", err)
 	}
-	if holder := r.claim(user, others, pass); holder != nil {
-		pass.duplicateOf(user, holder)
-		return ctrl.Result{}, nil
+	if holder, err := r.claim(user, others, pass); holder != nil || err != nil {
+		if holder != nil {
+			pass.duplicateOf(user, holder)
+		}
+		return pass.refusedOr(err)
 	}
 	if err := r.ensureInStore(ctx, user, pass); err != nil {
 		return ctrl.Result{}, r.storeFailed(pass, "creating", err)
@@ -175,22 +185,49 @@ func (p *userPass) duplicateOf(user, holder *v1alpha1.User) {
 // of another User with the address belongs to that User, even if this pass
 // saw that User's status before it recorded the store user. Otherwise it is
 // this User's: created by it, or adopted (said once, with an event).
-func (r *UserReconciler) claim(user *v1alpha1.User, others []v1alpha1.User, pass *userPass) *v1alpha1.User {
+func (r *UserReconciler) claim(user *v1alpha1.User, others []v1alpha1.User, pass *userPass) (*v1alpha1.User, error) {
 	if pass.observed == nil {
-		return nil
+		return nil, nil
 	}
 	for i := range others {
 		if pass.observed.ExternalID == string(others[i].UID) {
-			return &others[i]
+			return &others[i], nil
 		}
 	}
-	if pass.origin == "" {
-		pass.origin = originOf(user, *pass.observed)
-		if pass.origin == v1alpha1.UserAdopted {
-			r.event(user, corev1.EventTypeNormal, ReasonAdopted, "Adopt",
-				"Adopted the existing store user %s that already held the email address.", pass.observed.ID)
-		}
+	// Whose the store user is comes from the store, never from the status,
+	// which whoever may write the User may write too.
+	pass.origin = originOf(user, *pass.observed)
+	if pass.origin != v1alpha1.UserAdopted {
+		return nil, nil
 	}
+	if pass.tenancy == nil {
+		return nil, stores.NotPermitted("the rules of IdentityStore %s for namespace %s could not be read, so the store user holding %s is left alone",
+			pass.store.Name, user.Namespace, user.Spec.Email)
+	}
+	if err := pass.tenancy.CheckAdoption(user.Spec.Email); err != nil {
+		pass.observed, pass.origin = nil, "" // nothing of someone else's account shows
+		return nil, err
+	}
+	if user.Status.Origin != v1alpha1.UserAdopted {
+		r.event(user, corev1.EventTypeNormal, ReasonAdopted, "Adopt",
+			"Adopted the existing store user %s that already held the email address.", pass.observed.ID)
+	}
+	return nil, nil
+}
+
+// admit checks the store's tenancy rules: the namespace must be admitted,
+// and the address and the effective role (the default one included) must be
+// allowed. A refusal stalls the User before anything is written to the
+// store.
+func (r *UserReconciler) admit(ctx context.Context, user *v1alpha1.User, pass *userPass) error {
+	ten, err := tenancyOf(ctx, r.Client, pass.store, user.Namespace)
+	if err != nil {
+		return err
+	}
+	if err := errors.Join(ten.CheckEmail(user.Spec.Email), ten.CheckRole(effectiveRole(user, r.DefaultRole))); err != nil {
+		return err
+	}
+	pass.tenancy = ten
 	return nil
 }
 
@@ -198,7 +235,15 @@ func (r *UserReconciler) claim(user *v1alpha1.User, others []v1alpha1.User, pass
 // email.
 func (r *UserReconciler) observe(ctx context.Context, user *v1alpha1.User, pass *userPass) (err error) {
 	pass.observed, err = observeStore(user.Status.StoreID,
-		func() (store.User, error) { return pass.store.GetUser(ctx, user.Status.StoreID) },
+		func() (store.User, error) {
+			// The status may be written by whoever may write the User: a
+			// recorded ID that leads to another address is not this User's.
+			got, err := pass.store.GetUser(ctx, user.Status.StoreID)
+			if err == nil && naming.NormalizeEmail(got.Email) != naming.NormalizeEmail(user.Spec.Email) {
+				return store.User{}, store.ErrNotFound
+			}
+			return got, err
+		},
 		func() (store.User, error) { return pass.store.FindUserByEmail(ctx, user.Spec.Email) })
 	return err
 }
@@ -228,7 +273,7 @@ func (r *UserReconciler) ensureInStore(ctx context.Context, user *v1alpha1.User,
 }
 
 func (r *UserReconciler) ensureUpToDate(ctx context.Context, user *v1alpha1.User, pass *userPass) error {
-	update := store.UserDiff(desiredStoreUser(user, r.DefaultRole), *pass.observed)
+	update := userUpdate(user, r.DefaultRole, pass.origin, *pass.observed)
 	if update.IsEmpty() {
 		return nil
 	}
@@ -262,8 +307,11 @@ func (r *UserReconciler) reconcileDelete(ctx context.Context, user *v1alpha1.Use
 		if err := r.observe(ctx, user, pass); err != nil {
 			return r.storeFailed(pass, "reading", err)
 		}
-		if r.claim(user, others, pass) == nil && pass.observed != nil {
-			if policy := effectiveDeletionPolicy(user, pass.origin); policy == v1alpha1.DeletionPolicyDelete {
+		// Rules that no longer admit the namespace still let a User
+		// remove what Roster created for it, and nothing else.
+		pass.tenancy, _ = tenancyOf(ctx, r.Client, pass.store, user.Namespace)
+		if holder, err := r.claim(user, others, pass); holder == nil && err == nil && pass.observed != nil {
+			if policy := r.deletionPolicy(user, pass); policy == v1alpha1.DeletionPolicyDelete {
 				// DeleteUser also removes the user from every store group.
 				if err := pass.store.DeleteUser(ctx, pass.observed.ID); err != nil {
 					return r.storeFailed(pass, "deleting", err)
@@ -283,6 +331,17 @@ func (r *UserReconciler) reconcileDelete(ctx context.Context, user *v1alpha1.Use
 	}
 	pass.observed = nil
 	return nil
+}
+
+// deletionPolicy is what deleting the User does to its store user. An
+// adopted one is deleted only when the User says deletionPolicy: Delete and
+// the store's rule for the namespace says deleteAdopted.
+func (r *UserReconciler) deletionPolicy(user *v1alpha1.User, pass *userPass) v1alpha1.DeletionPolicy {
+	policy := effectiveDeletionPolicy(user, pass.origin)
+	if pass.origin == v1alpha1.UserAdopted && (pass.tenancy == nil || !pass.tenancy.MayDeleteAdopted()) {
+		return v1alpha1.DeletionPolicyRetain
+	}
+	return policy
 }
 
 // storeFailed records a failed store call on the pass and returns the error

@@ -14,6 +14,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/fields"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"roster.dev/roster/api/v1alpha1"
@@ -142,13 +143,13 @@ func TestUserDeactivateAndReactivate(t *testing.T) {
 	g.Expect(k8s.Create(t.Context(), newUser(ns, "linus", "linus@"+ns+".example.com"))).To(Succeed())
 	got := waitFor(t, ns, "linus", hasPhase(v1alpha1.UserInvited))
 
-	update(t, ns, "linus", func(u *v1alpha1.User) { u.Spec.Deactivated = true })
+	update(t, ns, "linus", func(u *v1alpha1.User) { u.Spec.Deactivated = ptr.To(true) })
 	waitFor(t, ns, "linus", hasPhase(v1alpha1.UserInactive))
 	su, err := backend.GetUser(t.Context(), got.Status.StoreID)
 	g.Expect(err).NotTo(HaveOccurred())
 	g.Expect(su.Disabled).To(BeTrue())
 
-	update(t, ns, "linus", func(u *v1alpha1.User) { u.Spec.Deactivated = false })
+	update(t, ns, "linus", func(u *v1alpha1.User) { u.Spec.Deactivated = ptr.To(false) })
 	waitFor(t, ns, "linus", hasPhase(v1alpha1.UserInvited))
 	su, err = backend.GetUser(t.Context(), got.Status.StoreID)
 	g.Expect(err).NotTo(HaveOccurred())
@@ -255,7 +256,7 @@ func TestFieldSelectors(t *testing.T) {
 	for _, name := range []string{"a", "b", "c"} {
 		u := newUser(ns, name, name+"@"+ns+".example.com")
 		if name == "b" {
-			u.Spec.Deactivated = true
+			u.Spec.Deactivated = ptr.To(true)
 			u.Spec.Role = "Admin"
 		}
 		g.Expect(k8s.Create(t.Context(), u)).To(Succeed())

@@ -14,6 +14,7 @@ import (
 func desiredStoreUser(user *v1alpha1.User, defaultRole string) store.User {
 	s := user.Spec
 	return store.User{
+		Disabled:   user.IsDeactivated(),
 		Email:      s.Email,
 		FirstName:  s.FirstName,
 		LastName:   s.LastName,
@@ -23,8 +24,24 @@ func desiredStoreUser(user *v1alpha1.User, defaultRole string) store.User {
 		Country:    s.Country,
 		Locale:     s.Locale,
 		Attributes: s.Attributes,
-		Disabled:   s.Deactivated,
 	}
+}
+
+// userUpdate is what brings the store user to the User. A user Roster
+// adopted keeps its role and its deactivation unless the User sets them:
+// the default role is not forced on someone else's account, and an unset
+// spec.deactivated neither locks nor unlocks it.
+func userUpdate(user *v1alpha1.User, defaultRole string, origin v1alpha1.UserOrigin, got store.User) store.UserUpdate {
+	u := store.UserDiff(desiredStoreUser(user, defaultRole), got)
+	if origin == v1alpha1.UserAdopted {
+		if user.Spec.Role == "" {
+			u.Role = nil
+		}
+		if user.Spec.Deactivated == nil {
+			u.Disabled = nil
+		}
+	}
+	return u
 }
 
 func effectiveRole(user *v1alpha1.User, defaultRole string) string {
@@ -85,7 +102,7 @@ func changedFields(u store.UserUpdate) []string {
 // about the store user (its phase and last login). Nothing means the User is
 // in sync.
 func storeDrift(user *v1alpha1.User, got *store.User, defaultRole string) []string {
-	fields := changedFields(store.UserDiff(desiredStoreUser(user, defaultRole), *got))
+	fields := changedFields(userUpdate(user, defaultRole, originOf(user, *got), *got))
 	if phaseOf(got) != user.Status.Phase {
 		fields = append(fields, "phase")
 	}

@@ -90,7 +90,7 @@ func TestHoldsEmailBefore(t *testing.T) {
 
 func TestDesiredStoreUser(t *testing.T) {
 	u := &v1alpha1.User{Spec: v1alpha1.UserSpec{
-		Email: "ada@example.com", FirstName: "Ada", LastName: "Lovelace", Deactivated: true,
+		Email: "ada@example.com", FirstName: "Ada", LastName: "Lovelace", Deactivated: ptr(true),
 		Country: "GB", Attributes: map[string]string{"k": "v"},
 	}}
 	want := store.User{Email: "ada@example.com", FirstName: "Ada", LastName: "Lovelace", Role: "Member",

@@ -52,10 +52,13 @@ const (
 type UserImportReconciler struct {
 	client.Client
 	// Stores resolve the store of the Users an import names.
-	Stores   *stores.Registry
-	Source   *SourceLoader
-	Recorder events.EventRecorder
-	Clock    clock.PassiveClock
+	Stores *stores.Registry
+	// DefaultRole is the role of rows and Users that set none, checked
+	// against the store's rules like any other.
+	DefaultRole string
+	Source      *SourceLoader
+	Recorder    events.EventRecorder
+	Clock       clock.PassiveClock
 	// Workers bounds the rows applied at once within one import.
 	Workers int
 	// MaxConcurrentReconciles bounds the imports run at once.
@@ -313,13 +316,32 @@ func (r *UserImportReconciler) applyRow(ctx context.Context, imp *v1alpha1.UserI
 		return rowResult{outcomeFailed, fmt.Sprintf("The email address is held by User %s/%s in another namespace.", elsewhere.Namespace, elsewhere.Name)}
 	case row.Action == importfile.ActionRemove:
 		return r.remove(ctx, imp, existing)
-	case existing != nil: // add-user of a User that exists updates it
-		return r.update(ctx, imp, existing, desiredUser(row, existing, imp))
-	case row.Action == importfile.ActionUpdate:
+	case existing == nil && row.Action == importfile.ActionUpdate:
 		return rowResult{outcomeFailed, "No User in this namespace has this email; use add-user to create one."}
-	default:
-		return r.add(ctx, imp, desiredUser(row, nil, imp))
 	}
+	desired := desiredUser(row, existing, imp)
+	if err := r.permitted(ctx, imp, desired); err != nil {
+		return rowResult{outcomeFailed, err.Error() + "."}
+	}
+	if existing != nil { // add-user of a User that exists updates it
+		return r.update(ctx, imp, existing, desired)
+	}
+	return r.add(ctx, imp, desired)
+}
+
+// permitted checks the User a row asks for against the store's tenancy
+// rules for the import's namespace: its address and its role, the default
+// role included.
+func (r *UserImportReconciler) permitted(ctx context.Context, imp *v1alpha1.UserImport, desired *v1alpha1.User) error {
+	h, err := r.Stores.Resolve(imp.Spec.StoreRef)
+	if err != nil {
+		return err
+	}
+	ten, err := tenancyOf(ctx, r.Client, h, imp.Namespace)
+	if err != nil {
+		return err
+	}
+	return errors.Join(ten.CheckEmail(desired.Spec.Email), ten.CheckRole(effectiveRole(desired, r.DefaultRole)))
 }
 
 // remove deletes the User holding the row's email, if there is one.

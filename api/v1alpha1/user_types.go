@@ -87,9 +87,10 @@ type UserSpec struct {
 	Groups []string `json:"groups,omitempty"`
 
 	// deactivated, when true, makes the user Inactive: they cannot log in.
-	// Setting it back to false reactivates them.
+	// Setting it back to false reactivates them. Unset leaves a user Roster
+	// created active and an adopted user as the store has them.
 	// +optional
-	Deactivated bool `json:"deactivated,omitempty"`
+	Deactivated *bool `json:"deactivated,omitempty"`
 
 	// invite, when true, emails an invitation once the user exists in the
 	// store. Setting it to false while the user is Invited revokes the
@@ -262,3 +263,6 @@ type UserList struct {
 
 // InviteEnabled reports whether the user should receive an invitation.
 func (u *User) InviteEnabled() bool { return u.Spec.Invite == nil || *u.Spec.Invite }
+
+// IsDeactivated reports whether the User asks to be Inactive.
+func (u *User) IsDeactivated() bool { return u.Spec.Deactivated != nil && *u.Spec.Deactivated }

@@ -741,6 +741,11 @@ func (in *UserSpec) DeepCopyInto(out *UserSpec) {
 		*out = make([]string, len(*in))
 		copy(*out, *in)
 	}
+	if in.Deactivated != nil {
+		in, out := &in.Deactivated, &out.Deactivated
+		*out = new(bool)
+		**out = **in
+	}
 	if in.Invite != nil {
 		in, out := &in.Invite, &out.Invite
 		*out = new(bool)

@@ -78,12 +78,12 @@ func (p *plugin) setDeactivatedCommand(verb string, deactivated bool) *cobra.Com
 			past := verb + "d"
 			for i := range users {
 				u := &users[i]
-				if u.Spec.Deactivated == deactivated {
+				if u.IsDeactivated() == deactivated {
 					fmt.Fprintf(p.streams.Out, "user/%s unchanged\n", u.Name)
 					continue
 				}
 				before := u.DeepCopy()
-				u.Spec.Deactivated = deactivated
+				u.Spec.Deactivated = &deactivated
 				if err := c.Patch(cmd.Context(), u, client.MergeFrom(before)); err != nil {
 					return fmt.Errorf("user %s: %w", u.Name, err)
 				}

@@ -261,7 +261,7 @@ func TestBulkActions(t *testing.T) {
 		g.Expect(k8s.List(t.Context(), &list, client.InNamespace(ns))).To(Succeed())
 		var out []string
 		for _, u := range list.Items {
-			if u.Spec.Deactivated {
+			if u.IsDeactivated() {
 				out = append(out, u.Name)
 			}
 		}

@@ -16,6 +16,7 @@ import (
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/utils/ptr"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
@@ -242,11 +243,11 @@ func TestUserLifecycleInLDAP(t *testing.T) {
 		g.Expect(u.Status.LastLoginAt).NotTo(BeNil())
 	})
 
-	updateUser(t, ns, "ada", func(u *v1alpha1.User) { u.Spec.Deactivated = true })
+	updateUser(t, ns, "ada", func(u *v1alpha1.User) { u.Spec.Deactivated = ptr.To(true) })
 	waitForUser(t, ns, "ada", hasPhase(v1alpha1.UserInactive))
 	g.Expect(ldapv3.IsErrorWithCode(bind(dn, password), ldapv3.LDAPResultInvalidCredentials)).To(BeTrue(), "a deactivated user cannot bind")
 
-	updateUser(t, ns, "ada", func(u *v1alpha1.User) { u.Spec.Deactivated = false })
+	updateUser(t, ns, "ada", func(u *v1alpha1.User) { u.Spec.Deactivated = ptr.To(false) })
 	waitForUser(t, ns, "ada", hasPhase(v1alpha1.UserActive))
 	g.Expect(bind(dn, password)).To(Succeed(), "a reactivated user can bind again")
 }

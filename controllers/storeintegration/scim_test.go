@@ -11,6 +11,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/utils/ptr"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
@@ -179,7 +180,7 @@ func (s *scimSuite) testLifecycle(t *testing.T) {
 
 	g.Eventually(func(g Gomega) {
 		u := get(g)
-		u.Spec.Deactivated = true
+		u.Spec.Deactivated = ptr.To(true)
 		g.Expect(k8s.Update(t.Context(), u)).To(Succeed())
 	}, timeout, tick).Should(Succeed())
 	g.Eventually(func(g Gomega) {

@@ -21,6 +21,9 @@ type NotPermittedError struct{ Msg string }
 
 func (e *NotPermittedError) Error() string { return e.Msg }
 
+// NotPermitted returns a NotPermittedError with the message.
+func NotPermitted(format string, args ...any) error { return notPermitted(format, args...) }
+
 func notPermitted(format string, args ...any) error {
 	return &NotPermittedError{Msg: fmt.Sprintf(format, args...)}
 }

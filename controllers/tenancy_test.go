@@ -1,0 +1,221 @@
+package controllers_test
+
+import (
+	"errors"
+	"os"
+	"testing"
+
+	. "github.com/onsi/gomega"
+	corev1 "k8s.io/api/core/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/rest"
+	"k8s.io/utils/ptr"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/yaml"
+
+	"roster.dev/roster/api/v1alpha1"
+	"roster.dev/roster/controllers"
+	"roster.dev/roster/controllers/controllerstest"
+	"roster.dev/roster/internal/store"
+	"roster.dev/roster/internal/testenv"
+)
+
+// tenant is someone with only the built-in edit role in one namespace (and
+// roster-edit, which the install aggregates into edit), acting through
+// impersonation so that the API server's RBAC is the real one.
+type tenant struct {
+	ns string
+	c  client.Client
+}
+
+// newTenant makes a namespace and a ServiceAccount with edit rights in it,
+// and a client that acts as that ServiceAccount.
+func newTenant(t *testing.T) tenant {
+	t.Helper()
+	g := NewWithT(t)
+	ns := newNamespaceNamed(t, "tenant-")
+	g.Expect(k8s.Create(t.Context(), &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "dev"}})).To(Succeed())
+	ensureRosterEdit(t)
+	for _, role := range []string{"edit", "roster-edit"} {
+		g.Expect(k8s.Create(t.Context(), &rbacv1.RoleBinding{
+			ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "dev-" + role},
+			Subjects:   []rbacv1.Subject{{Kind: "ServiceAccount", Namespace: ns, Name: "dev"}},
+			RoleRef:    rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "ClusterRole", Name: role},
+		})).To(Succeed())
+	}
+	cfg := rest.CopyConfig(restCfg)
+	cfg.Impersonate = rest.ImpersonationConfig{UserName: "system:serviceaccount:" + ns + ":dev"}
+	c, err := client.New(cfg, client.Options{Scheme: testenv.Scheme()})
+	g.Expect(err).NotTo(HaveOccurred())
+	return tenant{ns: ns, c: c}
+}
+
+// ensureRosterEdit installs the roster-edit ClusterRole the install ships.
+// Without kube-controller-manager nothing aggregates it into edit, so the
+// tenant is bound to both, as aggregation would grant.
+func ensureRosterEdit(t *testing.T) {
+	t.Helper()
+	g := NewWithT(t)
+	raw, err := os.ReadFile("../config/rbac/edit_role.yaml")
+	g.Expect(err).NotTo(HaveOccurred())
+	var role rbacv1.ClusterRole
+	g.Expect(yaml.Unmarshal(raw, &role)).To(Succeed())
+	if err := k8s.Create(t.Context(), &role); err != nil {
+		g.Expect(client.IgnoreAlreadyExists(err)).To(Succeed())
+	}
+}
+
+// restrictedStore declares a store whose one rule admits the tenant's
+// namespace with tenant.example.com addresses and the Member role only.
+func restrictedStore(t *testing.T, ns string) string {
+	t.Helper()
+	ids := &v1alpha1.IdentityStore{
+		ObjectMeta: metav1.ObjectMeta{Name: "restricted-" + ns},
+		Spec: v1alpha1.IdentityStoreSpec{Embedded: &v1alpha1.EmbeddedStoreSpec{}, Tenants: []v1alpha1.TenantRule{{
+			Namespaces: []string{ns}, EmailDomains: []string{ns + ".example.com"}, Roles: []string{"Member"},
+		}}},
+	}
+	NewWithT(t).Expect(controllerstest.CreateStore(t.Context(), k8s, ids, timeout)).To(Succeed())
+	return ids.Name
+}
+
+func notPermitted(g Gomega, u *v1alpha1.User, wants ...string) {
+	ready := readyCondition(u)
+	g.Expect(ready).NotTo(BeNil())
+	g.Expect(ready.Reason).To(Equal(controllers.ReasonNotPermitted))
+	g.Expect(meta.IsStatusConditionTrue(u.Status.Conditions, v1alpha1.ConditionStalled)).To(BeTrue())
+	for _, w := range wants {
+		g.Expect(ready.Message).To(ContainSubstring(w))
+	}
+	g.Expect(u.Status.StoreID).To(BeEmpty(), "nothing of a store user shows")
+	g.Expect(u.Status.LastLoginAt).To(BeNil())
+}
+
+// A tenant cannot provision an address outside its domains, a role outside
+// its roles, or into a store whose rules do not select its namespace; each
+// is refused by name and nothing reaches the store.
+func TestTenantRulesRefuse(t *testing.T) {
+	g := NewWithT(t)
+	ten := newTenant(t)
+	storeName := restrictedStore(t, ten.ns)
+	ref := &v1alpha1.StoreReference{Name: storeName}
+
+	outside := newUser(ten.ns, "outside", "someone@corp.example.com")
+	outside.Spec.StoreRef = ref
+	admin := newUser(ten.ns, "admin", "admin@"+ten.ns+".example.com")
+	admin.Spec.StoreRef, admin.Spec.Role = ref, "Admin"
+	fine := newUser(ten.ns, "fine", "fine@"+ten.ns+".example.com")
+	fine.Spec.StoreRef = ref
+	for _, u := range []*v1alpha1.User{outside, admin, fine} {
+		g.Expect(ten.c.Create(t.Context(), u)).To(Succeed())
+	}
+	waitFor(t, ten.ns, "outside", func(g Gomega, u *v1alpha1.User) {
+		notPermitted(g, u, storeName, "addresses at corp.example.com")
+	})
+	waitFor(t, ten.ns, "admin", func(g Gomega, u *v1alpha1.User) {
+		notPermitted(g, u, storeName, "the role Admin")
+	})
+	waitFor(t, ten.ns, "fine", hasPhase(v1alpha1.UserInvited))
+	for _, email := range []string{outside.Spec.Email, admin.Spec.Email} {
+		_, err := backend.FindUserByEmail(t.Context(), email)
+		g.Expect(errors.Is(err, store.ErrNotFound)).To(BeTrue(), "%s reached the store", email)
+	}
+
+	// Another tenant's namespace is not selected by this store's rules.
+	other := newTenant(t)
+	stray := newUser(other.ns, "stray", "stray@"+ten.ns+".example.com")
+	stray.Spec.StoreRef = ref
+	g.Expect(other.c.Create(t.Context(), stray)).To(Succeed())
+	waitFor(t, other.ns, "stray", func(g Gomega, u *v1alpha1.User) {
+		notPermitted(g, u, storeName, "admits no resources from namespace "+other.ns)
+	})
+	_, err := backend.FindUserByEmail(t.Context(), stray.Spec.Email)
+	g.Expect(errors.Is(err, store.ErrNotFound)).To(BeTrue())
+}
+
+// A store user Roster did not create is not adopted where the rule does
+// not allow it: its role, its lock and its existence in the store stay as
+// they were, whatever the tenant's User asks, and deleting the User leaves
+// it.
+func TestTenantCannotAdoptAnAccount(t *testing.T) {
+	g := NewWithT(t)
+	ten := newTenant(t)
+	storeName := restrictedStore(t, ten.ns)
+	email := "boss@" + ten.ns + ".example.com"
+	victim, err := emb.CreateUser(t.Context(), store.User{Email: email, FirstName: "The", LastName: "Boss", Role: "Member", Disabled: true, ExternalID: "hr-system-42"})
+	g.Expect(err).NotTo(HaveOccurred())
+
+	u := newUser(ten.ns, "takeover", email)
+	u.Spec.StoreRef = &v1alpha1.StoreReference{Name: storeName}
+	u.Spec.FirstName, u.Spec.Deactivated = "Mallory", ptr.To(false)
+	u.Spec.DeletionPolicy = v1alpha1.DeletionPolicyDelete
+	g.Expect(ten.c.Create(t.Context(), u)).To(Succeed())
+	waitFor(t, ten.ns, "takeover", func(g Gomega, u *v1alpha1.User) {
+		notPermitted(g, u, storeName, "does not allow adoption")
+		g.Expect(u.Status.Phase).To(Equal(v1alpha1.UserPending))
+	})
+	settle(t, ten.ns)
+
+	got, err := emb.GetUser(t.Context(), victim.ID)
+	g.Expect(err).NotTo(HaveOccurred())
+	g.Expect(got.FirstName).To(Equal("The"))
+	g.Expect(got.Disabled).To(BeTrue(), "the account stays locked")
+
+	g.Expect(ten.c.Delete(t.Context(), u)).To(Succeed())
+	g.Eventually(func() bool {
+		err := k8s.Get(t.Context(), client.ObjectKeyFromObject(u), &v1alpha1.User{})
+		return client.IgnoreNotFound(err) == nil && err != nil
+	}, timeout, tick).Should(BeTrue())
+	_, err = emb.GetUser(t.Context(), victim.ID)
+	g.Expect(err).NotTo(HaveOccurred(), "the account is still in the store")
+}
+
+// A store ID written into a User's status by whoever may write status does
+// not point Roster at another account.
+func TestForgedStoreIDIsNotTrusted(t *testing.T) {
+	g := NewWithT(t)
+	ns := newNamespace(t)
+	victim, err := emb.CreateUser(t.Context(), store.User{Email: "victim@" + ns + ".example.com", FirstName: "Vic", Role: "Member", ExternalID: "elsewhere"})
+	g.Expect(err).NotTo(HaveOccurred())
+	g.Expect(k8s.Create(t.Context(), newUser(ns, "mallory", "mallory@"+ns+".example.com"))).To(Succeed())
+	got := waitFor(t, ns, "mallory", hasPhase(v1alpha1.UserInvited))
+	own := got.Status.StoreID
+
+	got.Status.StoreID = victim.ID
+	g.Expect(k8s.Status().Update(t.Context(), got)).To(Succeed())
+	update(t, ns, "mallory", func(u *v1alpha1.User) { u.Spec.FirstName = "Mallory"; u.Spec.Deactivated = ptr.To(true) })
+	waitFor(t, ns, "mallory", func(g Gomega, u *v1alpha1.User) {
+		g.Expect(u.Status.StoreID).To(Equal(own))
+		g.Expect(u.Status.Phase).To(Equal(v1alpha1.UserInactive))
+	})
+	after, err := emb.GetUser(t.Context(), victim.ID)
+	g.Expect(err).NotTo(HaveOccurred())
+	g.Expect(after.FirstName).To(Equal("Vic"))
+	g.Expect(after.Disabled).To(BeFalse())
+}
+
+// An import row that breaks the store's rules fails with its row number;
+// the other rows are applied.
+func TestTenantImportRowsAreChecked(t *testing.T) {
+	g := NewWithT(t)
+	ten := newTenant(t)
+	storeName := restrictedStore(t, ten.ns)
+	imp := newImport(ten.ns, "hires", v1alpha1.UserImportSpec{
+		StoreRef: &v1alpha1.StoreReference{Name: storeName},
+		Source: inline("add-user,ok@" + ten.ns + ".example.com,Ok,Person\n" +
+			"add-user,ceo@corp.example.com,Not,Ours\n"),
+	})
+	g.Expect(ten.c.Create(t.Context(), imp)).To(Succeed())
+	got := &v1alpha1.UserImport{}
+	g.Eventually(func(g Gomega) {
+		g.Expect(k8s.Get(t.Context(), client.ObjectKeyFromObject(imp), got)).To(Succeed())
+		g.Expect(got.Status.Phase).To(Equal(v1alpha1.ImportPartiallySucceeded))
+	}, timeout, tick).Should(Succeed())
+	g.Expect(got.Status.Failures).To(HaveLen(1))
+	g.Expect(got.Status.Failures[0].Row).To(BeEquivalentTo(2))
+	g.Expect(got.Status.Failures[0].Message).To(ContainSubstring("addresses at corp.example.com"))
+	g.Expect(usersIn(g, t.Context(), ten.ns)).To(HaveKey("ok@" + ten.ns + ".example.com"))
+	g.Expect(usersIn(g, t.Context(), ten.ns)).NotTo(HaveKey("ceo@corp.example.com"))
+}
