@@ -351,7 +351,7 @@ func run(args []string) error {
 		// The Lease lives in the operator's namespace, so that a manager
 		// run outside the cluster elects a leader too.
 		LeaderElectionNamespace: o.namespace,
-		Cache:                   controllers.CacheOptions(),
+		Cache:                   controllers.CacheOptions(o.namespace),
 	})
 	if err != nil {
 		return fmt.Errorf("creating the manager: %w", err)

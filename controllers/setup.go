@@ -26,11 +26,15 @@ import (
 
 // CacheOptions is the manager's cache: fields no controller reads are
 // dropped, which keeps it small at 100,000 Users, and of the cluster's
-// Secrets only Roster's token records are held.
-func CacheOptions() cache.Options {
+// Secrets only Roster's token records, in the operator's namespace, are
+// held.
+func CacheOptions(namespace string) cache.Options {
 	return cache.Options{
 		DefaultTransform: cachetrim.Transform,
-		ByObject:         map[client.Object]cache.ByObject{&corev1.Secret{}: {Label: invitation.SecretSelector()}},
+		ByObject: map[client.Object]cache.ByObject{&corev1.Secret{}: {
+			Namespaces: map[string]cache.Config{namespace: {}},
+			Label:      invitation.SecretSelector(),
+		}},
 	}
 }
 
@@ -113,6 +117,9 @@ type Reconcilers struct {
 // runs.
 func Setup(mgr ctrl.Manager, deps Deps) (*Reconcilers, error) {
 	ctx := context.Background()
+	if deps.Namespace == "" {
+		return nil, fmt.Errorf("setting up the controllers: no operator namespace")
+	}
 	if err := setupIndexes(ctx, mgr.GetFieldIndexer()); err != nil {
 		return nil, fmt.Errorf("setting up cache indexes: %w", err)
 	}
@@ -149,7 +156,7 @@ func Setup(mgr ctrl.Manager, deps Deps) (*Reconcilers, error) {
 		},
 	}
 	r.User = &UserReconciler{
-		Client: c, Stores: reg, Recorder: recorder, Clock: deps.Clock,
+		Client: c, Stores: reg, Recorder: recorder, Clock: deps.Clock, Namespace: deps.Namespace,
 		DefaultRole: deps.DefaultRole, Invitations: deps.Invitations, Drift: r.Drift,
 		MaxConcurrentReconciles: deps.UserConcurrency, only: deps.Only,
 	}
@@ -181,7 +188,7 @@ func Setup(mgr ctrl.Manager, deps Deps) (*Reconcilers, error) {
 		}
 	}
 	if deps.Pages != nil {
-		if err := addPages(mgr, reg, *deps.Pages); err != nil {
+		if err := addPages(mgr, reg, deps.Namespace, *deps.Pages); err != nil {
 			return nil, err
 		}
 	}
@@ -190,8 +197,9 @@ func Setup(mgr ctrl.Manager, deps Deps) (*Reconcilers, error) {
 
 // addPages serves the pages on every replica: a runnable that needs no
 // leader, reading from the manager's cache.
-func addPages(mgr ctrl.Manager, reg *stores.Registry, p Pages) error {
+func addPages(mgr ctrl.Manager, reg *stores.Registry, namespace string, p Pages) error {
 	p.Config.Client, p.Config.APIReader, p.Config.Stores = mgr.GetClient(), mgr.GetAPIReader(), reg
+	p.Config.Namespace = namespace
 	pages, err := web.New(p.Config)
 	if err != nil {
 		return err

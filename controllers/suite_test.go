@@ -119,6 +119,7 @@ func runSuite(m *testing.M) int {
 	importTLS = httptest.NewTLSServer(http.HandlerFunc(serveImportFile))
 	defer importTLS.Close()
 	reconcilers, err = controllers.Setup(mgr, controllers.Deps{
+		Namespace:         controllerstest.OperatorNamespace,
 		OpenStore:         controllerstest.StoreOpener(backend),
 		StoreMetrics:      storeMetrics,
 		StoreCheckPeriod:  time.Second,

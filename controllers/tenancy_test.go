@@ -2,8 +2,12 @@ package controllers_test
 
 import (
 	"errors"
+	"net/http"
+	"net/url"
 	"os"
+	"strings"
 	"testing"
+	"time"
 
 	. "github.com/onsi/gomega"
 	corev1 "k8s.io/api/core/v1"
@@ -18,12 +22,13 @@ import (
 	"roster.dev/roster/api/v1alpha1"
 	"roster.dev/roster/controllers"
 	"roster.dev/roster/controllers/controllerstest"
+	"roster.dev/roster/internal/invitation"
 	"roster.dev/roster/internal/store"
 	"roster.dev/roster/internal/testenv"
 )
 
-// tenant is someone with only the built-in edit role in one namespace (and
-// roster-edit, which the install aggregates into edit), acting through
+// tenant is someone with only the built-in edit role in one namespace (with
+// roster-edit, which the install aggregates into it), acting through
 // impersonation so that the API server's RBAC is the real one.
 type tenant struct {
 	ns string
@@ -38,9 +43,13 @@ func newTenant(t *testing.T) tenant {
 	ns := newNamespaceNamed(t, "tenant-")
 	g.Expect(k8s.Create(t.Context(), &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "dev"}})).To(Succeed())
 	ensureRosterEdit(t)
-	for _, role := range []string{"edit", "roster-edit"} {
+	// The built-in edit role is aggregated: without kube-controller-manager
+	// it stays empty here, so the tenant is bound to what aggregation puts
+	// into it (the API server's own aggregate-to-edit and aggregate-to-view
+	// roles, and the install's roster-edit).
+	for _, role := range []string{"system:aggregate-to-edit", "system:aggregate-to-view", "roster-edit"} {
 		g.Expect(k8s.Create(t.Context(), &rbacv1.RoleBinding{
-			ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "dev-" + role},
+			ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "dev-" + strings.ReplaceAll(role, ":", "-")},
 			Subjects:   []rbacv1.Subject{{Kind: "ServiceAccount", Namespace: ns, Name: "dev"}},
 			RoleRef:    rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "ClusterRole", Name: role},
 		})).To(Succeed())
@@ -218,4 +227,37 @@ func TestTenantImportRowsAreChecked(t *testing.T) {
 	g.Expect(got.Status.Failures[0].Message).To(ContainSubstring("addresses at corp.example.com"))
 	g.Expect(usersIn(g, t.Context(), ten.ns)).To(HaveKey("ok@" + ten.ns + ".example.com"))
 	g.Expect(usersIn(g, t.Context(), ten.ns)).NotTo(HaveKey("ceo@corp.example.com"))
+}
+
+// A Secret a tenant writes in its own namespace, labelled as a token record
+// with a hash of its choosing, opens no page, and does not stop the genuine
+// link from working.
+func TestForgedTokenRecordIsIgnored(t *testing.T) {
+	g := NewWithT(t)
+	ten := newTenant(t)
+	addr := "target@" + ten.ns + ".example.com"
+	g.Expect(ten.c.Create(t.Context(), newUser(ten.ns, "target", addr))).To(Succeed())
+	u := waitFor(t, ten.ns, "target", hasPhase(v1alpha1.UserInvited))
+	genuine := waitForEmails(t, addr, "invitation", 1)[0].link
+
+	tok, err := invitation.New(string(u.UID))
+	g.Expect(err).NotTo(HaveOccurred())
+	var rec invitation.Record
+	rec.Issue(tok, time.Now(), time.Hour)
+	for _, p := range invitation.Purposes {
+		forged := invitation.NewSecret(ten.ns, u, p)
+		rec.WriteTo(forged)
+		g.Expect(ten.c.Create(t.Context(), forged)).To(Succeed(), "the edit role may write Secrets in its namespace")
+	}
+	public, err := url.Parse(webURL)
+	g.Expect(err).NotTo(HaveOccurred())
+	for _, p := range invitation.Purposes {
+		// Only the record in the operator's namespace counts: the forged
+		// token matches none (404, or 410 where a genuine record exists).
+		status, body := newPage(t).get(invitation.Link(public, p, tok))
+		g.Expect(status).To(BeElementOf(http.StatusNotFound, http.StatusGone), "a forged %s record opened the page", p)
+		g.Expect(body).NotTo(ContainSubstring(`name="password"`))
+	}
+	status, _ := newPage(t).get(genuine)
+	g.Expect(status).To(Equal(http.StatusOK), "the genuine link still works")
 }

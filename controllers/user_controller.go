@@ -33,9 +33,11 @@ import (
 type UserReconciler struct {
 	client.Client
 	// Stores are the open identity stores; each User uses one.
-	Stores   *stores.Registry
-	Recorder events.EventRecorder
-	Clock    clock.PassiveClock
+	Stores *stores.Registry
+	// Namespace is the operator's own, where token records are kept.
+	Namespace string
+	Recorder  events.EventRecorder
+	Clock     clock.PassiveClock
 
 	// DefaultRole applies to Users that set no role.
 	DefaultRole string
@@ -326,6 +328,9 @@ func (r *UserReconciler) reconcileDelete(ctx context.Context, user *v1alpha1.Use
 			}
 		}
 	}
+	if err := r.deleteRecords(ctx, user); err != nil {
+		return err
+	}
 	if err := removeFinalizer(ctx, r.Client, user); err != nil {
 		return err
 	}
@@ -398,8 +403,7 @@ func (r *UserReconciler) SetupWithManager(mgr ctrl.Manager) error {
 	b := ctrl.NewControllerManagedBy(mgr).
 		For(&v1alpha1.User{}, builder.WithPredicates(forPredicates(r.only, userChanged())...)).
 		Watches(&v1alpha1.User{}, handler.EnqueueRequestsFromMapFunc(r.usersSharingEmail), builder.WithPredicates(onDelete())).
-		// A token record changes when a person uses a link on the web pages.
-		Owns(&corev1.Secret{}).
+		Watches(&corev1.Secret{}, handler.EnqueueRequestsFromMapFunc(recordOwner)).
 		Watches(&v1alpha1.Group{}, r.groupEvents()).
 		WithOptions(controller.Options{MaxConcurrentReconciles: max(1, r.MaxConcurrentReconciles)}).
 		Named("user")

@@ -9,7 +9,10 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/log"
+	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
 	"roster.dev/roster/api/v1alpha1"
 	"roster.dev/roster/internal/invitation"
@@ -17,7 +20,7 @@ import (
 	"roster.dev/roster/internal/status"
 )
 
-// +kubebuilder:rbac:groups="",resources=secrets,verbs=get;list;watch;create;update
+// +kubebuilder:rbac:groups="",namespace=roster-system,resources=secrets,verbs=get;list;watch;create;update;delete
 
 // Invitations configures the emails with single-use links that the User
 // controller sends: invitations and password resets.
@@ -107,7 +110,7 @@ func (r *UserReconciler) ensureLinks(ctx context.Context, user *v1alpha1.User, p
 	}
 	for _, p := range invitation.Purposes {
 		secret := &corev1.Secret{}
-		err := r.Get(ctx, invitation.SecretKey(user, p), secret)
+		err := r.Get(ctx, invitation.SecretKey(r.Namespace, user, p), secret)
 		if apierrors.IsNotFound(err) {
 			continue
 		}
@@ -223,7 +226,7 @@ func (r *UserReconciler) sendLink(ctx context.Context, user *v1alpha1.User, pass
 func (r *UserReconciler) writeRecord(ctx context.Context, user *v1alpha1.User, lp *linkPass, p invitation.Purpose, rec invitation.Record) error {
 	secret := lp.secrets[p]
 	if secret == nil {
-		secret = invitation.NewSecret(user, p)
+		secret = invitation.NewSecret(r.Namespace, user, p)
 		rec.WriteTo(secret)
 		if err := r.Create(ctx, secret); err != nil {
 			if apierrors.IsAlreadyExists(err) {
@@ -292,4 +295,32 @@ func (r *UserReconciler) nextCheck(pass *userPass) time.Duration {
 		return until
 	}
 	return 0
+}
+
+// deleteRecords removes the User's token records: they live in the
+// operator's namespace, where no owner reference can take them with the
+// User.
+func (r *UserReconciler) deleteRecords(ctx context.Context, user *v1alpha1.User) error {
+	for _, p := range invitation.Purposes {
+		key := invitation.SecretKey(r.Namespace, user, p)
+		s := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: key.Namespace, Name: key.Name}}
+		if err := r.Delete(ctx, s); client.IgnoreNotFound(err) != nil {
+			return fmt.Errorf("deleting the %s record: %w", p, err)
+		}
+	}
+	return nil
+}
+
+// recordOwner wakes the User a token record belongs to: a record changes
+// when a person uses a link on the web pages. Only records in the
+// operator's namespace are cached, so the labels are Roster's own.
+func recordOwner(_ context.Context, obj client.Object) []reconcile.Request {
+	s, ok := obj.(*corev1.Secret)
+	if !ok {
+		return nil
+	}
+	if key, _ := invitation.Owner(s); key.Name != "" && key.Namespace != "" {
+		return []reconcile.Request{{NamespacedName: key}}
+	}
+	return nil
 }

@@ -18,13 +18,13 @@ import (
 	eventsv1 "k8s.io/api/events/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/event"
 
 	"roster.dev/roster/api/v1alpha1"
 	"roster.dev/roster/controllers"
+	"roster.dev/roster/controllers/controllerstest"
 	"roster.dev/roster/internal/invitation"
 	"roster.dev/roster/internal/mail/mailtest"
 	"roster.dev/roster/internal/store/embedded"
@@ -202,11 +202,14 @@ func TestInvitationIsSentOnceAndAccepted(t *testing.T) {
 	g.Expect(msg.HTML).To(ContainSubstring(msg.link))
 	g.Expect(msg.link).To(HavePrefix(webURL + "/invitation/" + string(got.UID) + "."))
 
-	// The cluster keeps a hash of the token in a Secret the User owns, and
-	// nothing from which the link could be rebuilt.
+	// The cluster keeps a hash of the token in a Secret of the operator's
+	// namespace, where tenants cannot write, labelled with the User it
+	// belongs to, and nothing from which the link could be rebuilt.
 	secret := &corev1.Secret{}
-	g.Expect(k8s.Get(t.Context(), types.NamespacedName{Namespace: ns, Name: invitation.SecretName(invitation.PurposeInvitation, string(got.UID))}, secret)).To(Succeed())
-	g.Expect(metav1.IsControlledBy(secret, got)).To(BeTrue())
+	g.Expect(k8s.Get(t.Context(), invitation.SecretKey(controllerstest.OperatorNamespace, got, invitation.PurposeInvitation), secret)).To(Succeed())
+	owner, uid := invitation.Owner(secret)
+	g.Expect(owner).To(Equal(client.ObjectKeyFromObject(got)))
+	g.Expect(uid).To(Equal(got.UID))
 	g.Expect(secret.Data).To(HaveKey("tokenHash"))
 	for k, v := range secret.Data {
 		g.Expect(string(v)).NotTo(ContainSubstring(tokenSecret(msg.link)), "Secret key %s", k)
@@ -327,7 +330,7 @@ func TestExpiredInvitationIsResentOnlyOnRequest(t *testing.T) {
 	got := waitFor(t, ns, "late", hasInvitationReason(controllers.ReasonInvitationSent))
 
 	// Let a week pass, as far as the record is concerned.
-	key := types.NamespacedName{Namespace: ns, Name: invitation.SecretName(invitation.PurposeInvitation, string(got.UID))}
+	key := invitation.SecretKey(controllerstest.OperatorNamespace, got, invitation.PurposeInvitation)
 	g.Eventually(func(g Gomega) {
 		secret := &corev1.Secret{}
 		g.Expect(k8s.Get(t.Context(), key, secret)).To(Succeed())

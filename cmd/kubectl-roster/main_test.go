@@ -78,6 +78,7 @@ func runSuite(m *testing.M) int {
 		return 1
 	}
 	_, err = controllers.Setup(mgr, controllers.Deps{
+		Namespace:     controllerstest.OperatorNamespace,
 		OpenStore:     controllerstest.StoreOpener(emb),
 		Registry:      prometheus.NewRegistry(),
 		DefaultRole:   "Member",

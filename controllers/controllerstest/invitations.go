@@ -5,6 +5,7 @@
 package controllerstest
 
 import (
+	"context"
 	"fmt"
 	"io"
 	"net"
@@ -16,7 +17,11 @@ import (
 	"testing"
 	"time"
 
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
 	"k8s.io/client-go/rest"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
 	"roster.dev/roster/internal/testenv"
@@ -32,14 +37,27 @@ import (
 	"roster.dev/roster/internal/web"
 )
 
+// OperatorNamespace is the operator's own namespace in the suites: store
+// credentials and token records live there.
+const OperatorNamespace = "roster-system"
+
 // NewManager builds a manager on the control plane as main does: the
-// controllers' one cache configuration, without metrics or probes. Set it
-// up with controllers.Setup.
+// controllers' one cache configuration, without metrics or probes, and
+// creates the operator's namespace. Set it up with controllers.Setup, with
+// Deps.Namespace OperatorNamespace.
 func NewManager(cfg *rest.Config) (ctrl.Manager, error) {
+	c, err := client.New(cfg, client.Options{Scheme: testenv.Scheme()})
+	if err != nil {
+		return nil, err
+	}
+	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: OperatorNamespace}}
+	if err := c.Create(context.Background(), ns); client.IgnoreAlreadyExists(err) != nil {
+		return nil, fmt.Errorf("creating namespace %s: %w", OperatorNamespace, err)
+	}
 	return ctrl.NewManager(cfg, ctrl.Options{
 		Scheme:  testenv.Scheme(),
 		Metrics: metricsserver.Options{BindAddress: "0"},
-		Cache:   controllers.CacheOptions(),
+		Cache:   controllers.CacheOptions(OperatorNamespace),
 	})
 }
 

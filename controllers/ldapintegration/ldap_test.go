@@ -105,7 +105,7 @@ func run(m *testing.M) int {
 	cached = mgr.GetClient()
 	// The directory is an IdentityStore like any other: its bind password
 	// in a Secret of the operator's namespace.
-	const operatorNS = "roster-system"
+	const operatorNS = controllerstest.OperatorNamespace
 	if reconcilers, err = controllers.Setup(mgr, controllers.Deps{
 		Namespace:        operatorNS,
 		StoreMetrics:     storeMetrics,
@@ -140,9 +140,6 @@ func run(m *testing.M) int {
 // createLDAPStore declares the directory as the default IdentityStore,
 // named after its kind, with its bind password in a Secret.
 func createLDAPStore(ctx context.Context, ns string) error {
-	if err := k8s.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}); err != nil {
-		return err
-	}
 	secret := &corev1.Secret{
 		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "ldap-bind"},
 		StringData: map[string]string{"password": slapd.AdminPassword},

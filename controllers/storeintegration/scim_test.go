@@ -67,7 +67,7 @@ func TestSCIMStore(t *testing.T) {
 	t.Cleanup(s.invitations.Close)
 	// The service is an IdentityStore like any other: its token in a
 	// Secret of the operator's namespace.
-	const operatorNS = "roster-system"
+	const operatorNS = controllerstest.OperatorNamespace
 	_, err = controllers.Setup(mgr, controllers.Deps{
 		Namespace:        operatorNS,
 		StoreMetrics:     s.metrics,
@@ -92,7 +92,6 @@ func TestSCIMStore(t *testing.T) {
 		}
 	})
 
-	g.Expect(s.k8s.Create(t.Context(), &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: operatorNS}})).To(Succeed())
 	g.Expect(s.k8s.Create(t.Context(), &corev1.Secret{
 		ObjectMeta: metav1.ObjectMeta{Namespace: operatorNS, Name: "scim-token"},
 		StringData: map[string]string{"token": scimtest.Token},

@@ -15,8 +15,10 @@ import (
 	"roster.dev/roster/api/v1alpha1"
 )
 
-// Labels on the Secrets that hold token records. The operator's cache holds
-// only Secrets with SecretSelector, never the cluster's other Secrets.
+// Labels on the Secrets that hold token records. The records live in the
+// operator's namespace, where tenants cannot write: a Secret elsewhere that
+// looks like one is never read. The operator's cache holds only Secrets
+// with SecretSelector in that namespace, never the cluster's other Secrets.
 const (
 	// LabelManagedBy marks the Secrets Roster writes.
 	LabelManagedBy = "app.kubernetes.io/managed-by"
@@ -26,6 +28,9 @@ const (
 	LabelPurpose = "iam.roster.dev/token-purpose"
 	// LabelUserUID holds the UID of the User the record belongs to.
 	LabelUserUID = "iam.roster.dev/user-uid"
+	// LabelUserNamespace and LabelUserName name that User.
+	LabelUserNamespace = "iam.roster.dev/user-namespace"
+	LabelUserName      = "iam.roster.dev/user-name"
 )
 
 // SecretSelector selects the Secrets that hold token records.
@@ -39,40 +44,39 @@ func SecretSelector() labels.Selector {
 // replaces the older one's hash: the older link stops working.
 func SecretName(p Purpose, uid string) string { return "roster-" + string(p) + "-" + uid }
 
-// SecretKey is where the User's record for the purpose is kept.
-func SecretKey(user *v1alpha1.User, p Purpose) types.NamespacedName {
-	return types.NamespacedName{Namespace: user.Namespace, Name: SecretName(p, string(user.UID))}
+// SecretKey is where the User's record for the purpose is kept: in the
+// operator's namespace.
+func SecretKey(namespace string, user *v1alpha1.User, p Purpose) types.NamespacedName {
+	return types.NamespacedName{Namespace: namespace, Name: SecretName(p, string(user.UID))}
 }
 
 // NewSecret returns the Secret that holds the User's record for the
-// purpose, labelled for the cache and the index, and owned by the User so
-// that it goes with it. WriteTo fills its data.
-func NewSecret(user *v1alpha1.User, p Purpose) *corev1.Secret {
-	key := SecretKey(user, p)
+// purpose, in the operator's namespace, labelled for the cache, the index
+// and the User it belongs to (an owner reference cannot cross namespaces:
+// the User controller deletes the records when the User goes). WriteTo
+// fills its data.
+func NewSecret(namespace string, user *v1alpha1.User, p Purpose) *corev1.Secret {
+	key := SecretKey(namespace, user, p)
 	return &corev1.Secret{
 		ObjectMeta: metav1.ObjectMeta{
 			Namespace: key.Namespace,
 			Name:      key.Name,
 			Labels: map[string]string{
-				LabelManagedBy: ManagedBy,
-				LabelPurpose:   string(p),
-				LabelUserUID:   string(user.UID),
+				LabelManagedBy:     ManagedBy,
+				LabelPurpose:       string(p),
+				LabelUserUID:       string(user.UID),
+				LabelUserNamespace: user.Namespace,
+				LabelUserName:      user.Name,
 			},
-			OwnerReferences: []metav1.OwnerReference{*metav1.NewControllerRef(user, v1alpha1.GroupVersion.WithKind("User"))},
 		},
 		Type: corev1.SecretTypeOpaque,
 	}
 }
 
-// OwnerName is the name of the User a record Secret belongs to, in the
-// Secret's namespace, or "" when the Secret names none.
-func OwnerName(s *corev1.Secret) string {
-	for _, o := range s.OwnerReferences {
-		if o.Controller != nil && *o.Controller && o.Kind == "User" {
-			return o.Name
-		}
-	}
-	return ""
+// Owner is the User a record Secret belongs to, and its UID.
+func Owner(s *corev1.Secret) (types.NamespacedName, types.UID) {
+	l := s.Labels
+	return types.NamespacedName{Namespace: l[LabelUserNamespace], Name: l[LabelUserName]}, types.UID(l[LabelUserUID])
 }
 
 // IndexKey is the value of the field index that finds a record from a token.

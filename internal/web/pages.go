@@ -183,7 +183,7 @@ func (s *Server) resolve(ctx context.Context, p invitation.Purpose, raw string) 
 		return nil, http.StatusNotFound, &messageInvalid
 	}
 	var list corev1.SecretList
-	if err := s.cfg.Client.List(ctx, &list, client.MatchingFields{invitation.IndexField: invitation.IndexKey(p, tok.ID)}); err != nil {
+	if err := s.cfg.Client.List(ctx, &list, client.InNamespace(s.cfg.Namespace), client.MatchingFields{invitation.IndexField: invitation.IndexKey(p, tok.ID)}); err != nil {
 		return nil, http.StatusServiceUnavailable, &messageUnavailable
 	}
 	if len(list.Items) != 1 {
@@ -211,8 +211,11 @@ func (s *Server) resolve(ctx context.Context, p invitation.Purpose, raw string) 
 	}
 
 	user := &v1alpha1.User{}
-	owner := invitation.OwnerName(secret)
-	if err := s.cfg.Client.Get(ctx, types.NamespacedName{Namespace: secret.Namespace, Name: owner}, user); err != nil || string(user.UID) != tok.ID {
+	owner, uid := invitation.Owner(secret)
+	if string(uid) != tok.ID {
+		return nil, http.StatusNotFound, &messageInvalid
+	}
+	if err := s.cfg.Client.Get(ctx, owner, user); err != nil || string(user.UID) != tok.ID {
 		return nil, http.StatusNotFound, &messageInvalid
 	}
 	if !user.DeletionTimestamp.IsZero() || user.Status.StoreID == "" {

@@ -52,6 +52,8 @@ type Config struct {
 	// Stores are the open identity stores; each User's receives its
 	// password.
 	Stores *stores.Registry
+	// Namespace is the operator's own: token records are read there only.
+	Namespace string
 	// Policy is the password policy.
 	Policy password.Policy
 	// ProductName names the platform on every page.
