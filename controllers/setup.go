@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"net"
-	"net/http"
 	"os"
 	"time"
 
@@ -66,7 +65,9 @@ type Deps struct {
 	// none.
 	Invitations *Invitations
 	// ImportSource fetches import files. Its Reader defaults to the
-	// manager's API reader and its TempDir to the system's.
+	// manager's API reader and its TempDir to the system's; its other zero
+	// values take the defaults SourceLoader notes (url sources refused,
+	// public addresses only, two minutes per download, 1,000,000 rows).
 	ImportSource SourceLoader
 	// Pages, when set, serves the invitation and password pages on every
 	// replica. Setup fills in its client, API reader and store.
@@ -135,9 +136,6 @@ func Setup(mgr ctrl.Manager, deps Deps) (*Reconcilers, error) {
 	source := deps.ImportSource
 	if source.Reader == nil {
 		source.Reader = mgr.GetAPIReader()
-	}
-	if source.HTTP == nil {
-		source.HTTP = &http.Client{Timeout: 10 * time.Minute}
 	}
 	if source.TempDir == "" {
 		source.TempDir = os.TempDir()

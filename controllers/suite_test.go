@@ -8,6 +8,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"net/netip"
 	"os"
 	"strings"
 	"sync"
@@ -42,7 +43,7 @@ var (
 	k8s              client.Client // reads straight from the API server
 	importReconciler *controllers.UserImportReconciler
 	importTLS        *httptest.Server
-	importFiles      sync.Map // path -> []byte served by importTLS
+	importFiles      sync.Map // path -> []byte or http.HandlerFunc served by importTLS
 	backend          *faultyStore
 	emb              *embedded.Store
 	storeMetrics     *store.Metrics
@@ -127,7 +128,15 @@ func runSuite(m *testing.M) int {
 		MaxStatusMembers:  statusMembersLimit,
 		Invitations:       inv.Config,
 		Pages:             inv.Pages,
-		ImportSource:      controllers.SourceLoader{HTTP: importTLS.Client(), MaxBytes: 8 << 20, TempDir: dir},
+		ImportSource: controllers.SourceLoader{
+			// Every import may fetch from importTLS, which listens on
+			// loopback: the only address the suite lets url sources dial.
+			AllowedHosts: func(*v1alpha1.UserImport) []string { return []string{importTLS.Listener.Addr().String()} },
+			AllowAddr:    netip.Addr.IsLoopback,
+			RootCAs:      importTLS.Client().Transport.(*http.Transport).TLSClientConfig.RootCAs,
+			MaxBytes:     8 << 20,
+			TempDir:      dir,
+		},
 		// Objects in namespaces starting with "manual-" are left to the
 		// test, which drives the import reconciler itself to interrupt it.
 		Only: predicate.NewPredicateFuncs(func(o client.Object) bool { return !strings.HasPrefix(o.GetNamespace(), "manual-") }),
@@ -304,13 +313,20 @@ func (f *faultyStore) DeleteUser(ctx context.Context, id string) error {
 	return f.Store.DeleteUser(ctx, id)
 }
 
+// serveImportFile serves what a test stored in importFiles: the bytes of a
+// file, or a handler that misbehaves as a test needs.
 func serveImportFile(w http.ResponseWriter, r *http.Request) {
-	b, ok := importFiles.Load(r.URL.Path)
+	v, ok := importFiles.Load(r.URL.Path)
 	if !ok {
 		http.NotFound(w, r)
 		return
 	}
-	_, _ = w.Write(b.([]byte))
+	switch v := v.(type) {
+	case http.HandlerFunc:
+		v(w, r)
+	case []byte:
+		_, _ = w.Write(v)
+	}
 }
 
 // syncBuffer is a bytes.Buffer safe for the manager's goroutines.

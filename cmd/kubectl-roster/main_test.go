@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"fmt"
-	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -73,7 +72,7 @@ func runSuite(m *testing.M) int {
 		DefaultRole:   "Member",
 		ResyncPeriod:  time.Minute,
 		ImportWorkers: 8,
-		ImportSource:  controllers.SourceLoader{HTTP: http.DefaultClient, MaxBytes: 16 << 20, TempDir: dir},
+		ImportSource:  controllers.SourceLoader{MaxBytes: 16 << 20, TempDir: dir},
 	})
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
