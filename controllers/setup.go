@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"net"
-	"net/http"
 	"os"
 	"time"
 
@@ -81,7 +80,9 @@ type Deps struct {
 	// none.
 	Invitations *Invitations
 	// ImportSource fetches import files. Its Reader defaults to the
-	// manager's API reader and its TempDir to the system's.
+	// manager's API reader and its TempDir to the system's; its other zero
+	// values take the defaults SourceLoader notes (url sources refused,
+	// public addresses only, two minutes per download, 1,000,000 rows).
 	ImportSource SourceLoader
 	// Pages, when set, serves the invitation and password pages on every
 	// replica. Setup fills in its client, API reader and store.
@@ -169,15 +170,15 @@ func Setup(mgr ctrl.Manager, deps Deps) (*Reconcilers, error) {
 	if source.Reader == nil {
 		source.Reader = mgr.GetAPIReader()
 	}
-	if source.HTTP == nil {
-		source.HTTP = &http.Client{Timeout: 10 * time.Minute}
-	}
 	if source.TempDir == "" {
 		source.TempDir = os.TempDir()
 	}
 	r.Import = &UserImportReconciler{
 		Client: c, Stores: reg, Source: &source, DefaultRole: deps.DefaultRole, Recorder: recorder, Clock: deps.Clock,
 		Workers: deps.ImportWorkers, MaxConcurrentReconciles: deps.ImportConcurrency, only: deps.Only,
+	}
+	if source.AllowedHosts == nil {
+		source.AllowedHosts = r.Import.importURLHosts
 	}
 	for name, setup := range map[string]func(ctrl.Manager) error{
 		"IdentityStore": r.Store.SetupWithManager,

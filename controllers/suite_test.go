@@ -8,6 +8,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"net/netip"
 	"os"
 	"strings"
 	"sync"
@@ -45,7 +46,7 @@ var (
 	reconcilers      *controllers.Reconcilers
 	restCfg          *rest.Config // the suite's admin connection
 	importTLS        *httptest.Server
-	importFiles      sync.Map // path -> []byte served by importTLS
+	importFiles      sync.Map // path -> []byte or http.HandlerFunc served by importTLS
 	backend          *faultyStore
 	emb              *embedded.Store
 	storeMetrics     *store.Metrics
@@ -134,7 +135,15 @@ func runSuite(m *testing.M) int {
 		MaxStatusMembers:  statusMembersLimit,
 		Invitations:       inv.Config,
 		Pages:             inv.Pages,
-		ImportSource:      controllers.SourceLoader{HTTP: importTLS.Client(), MaxBytes: 8 << 20, TempDir: dir},
+		ImportSource: controllers.SourceLoader{
+			// importTLS listens on loopback: the only address the suite
+			// lets url sources dial. The store's rule lists it as the one
+			// importURLHost.
+			AllowAddr: netip.Addr.IsLoopback,
+			RootCAs:   importTLS.Client().Transport.(*http.Transport).TLSClientConfig.RootCAs,
+			MaxBytes:  8 << 20,
+			TempDir:   dir,
+		},
 		// Objects in namespaces starting with "manual-" are left to the
 		// test, which drives the import reconciler itself to interrupt it.
 		Only: predicate.NewPredicateFuncs(func(o client.Object) bool { return !strings.HasPrefix(o.GetNamespace(), "manual-") }),
@@ -153,7 +162,9 @@ func runSuite(m *testing.M) int {
 		}
 	}()
 	// The store every test uses: the default, named after its kind.
-	if err := controllerstest.CreateStore(ctx, k8s, controllerstest.EmbeddedDefault("embedded"), time.Minute); err != nil {
+	ids := controllerstest.EmbeddedDefault("embedded")
+	ids.Spec.Tenants[0].ImportURLHosts = []string{importTLS.Listener.Addr().String()}
+	if err := controllerstest.CreateStore(ctx, k8s, ids, time.Minute); err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}
@@ -316,13 +327,20 @@ func (f *faultyStore) DeleteUser(ctx context.Context, id string) error {
 	return f.Store.DeleteUser(ctx, id)
 }
 
+// serveImportFile serves what a test stored in importFiles: the bytes of a
+// file, or a handler that misbehaves as a test needs.
 func serveImportFile(w http.ResponseWriter, r *http.Request) {
-	b, ok := importFiles.Load(r.URL.Path)
+	v, ok := importFiles.Load(r.URL.Path)
 	if !ok {
 		http.NotFound(w, r)
 		return
 	}
-	_, _ = w.Write(b.([]byte))
+	switch v := v.(type) {
+	case http.HandlerFunc:
+		v(w, r)
+	case []byte:
+		_, _ = w.Write(v)
+	}
 }
 
 // syncBuffer is a bytes.Buffer safe for the manager's goroutines.

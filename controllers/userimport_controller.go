@@ -31,6 +31,7 @@ const (
 	ReasonWaitingForSource = "WaitingForSource"
 	ReasonInvalidSource    = "InvalidSource"
 	ReasonFirstLineInvalid = "FirstLineInvalid"
+	ReasonTooManyRows      = "TooManyRows"
 	ReasonSourceChanged    = "SourceChanged"
 	ReasonRunning          = "Running"
 	ReasonSucceeded        = "Succeeded"
@@ -113,9 +114,13 @@ func (r *UserImportReconciler) Reconcile(ctx context.Context, req ctrl.Request) 
 
 	plan, err := r.readPlan(src, imp)
 	if err != nil {
-		if errors.Is(err, importfile.ErrFirstLineInvalid) {
+		var tooMany *tooManyRowsError
+		switch {
+		case errors.Is(err, importfile.ErrFirstLineInvalid):
 			r.fail(imp, &summary, ReasonFirstLineInvalid, err.Error())
-		} else {
+		case errors.As(err, &tooMany):
+			r.fail(imp, &summary, ReasonTooManyRows, tooMany.Error())
+		default:
 			r.fail(imp, &summary, ReasonInvalidSource, fmt.Sprintf("The file cannot be read: %v.", err))
 		}
 		return ctrl.Result{}, nil
@@ -158,16 +163,19 @@ func (r *UserImportReconciler) fail(imp *v1alpha1.UserImport, summary *status.Su
 }
 
 // readPlan reads every row, validating it, and plans one change per email.
+// It stops at the first row past the source's row limit.
 func (r *UserImportReconciler) readPlan(src *source, imp *v1alpha1.UserImport) (importPlan, error) {
 	rd, err := importfile.NewReader(src, src.size, importfile.Options{
 		Format:     importfile.Format(imp.Spec.Format),
 		SkipHeader: imp.Spec.SkipHeader,
 		MaxBytes:   r.Source.MaxBytes,
+		Redact:     redactsValues(imp.Spec.Source),
 	})
 	if err != nil {
 		return importPlan{}, err
 	}
 	defer rd.Close()
+	limit := r.Source.maxRows()
 	p := newPlanner()
 	for {
 		row, err := rd.Next()
@@ -182,7 +190,17 @@ func (r *UserImportReconciler) readPlan(src *source, imp *v1alpha1.UserImport) (
 		default:
 			return importPlan{}, err
 		}
+		if p.plan.total > limit {
+			return importPlan{}, &tooManyRowsError{limit: limit}
+		}
 	}
+}
+
+// tooManyRowsError is a file with more data rows than one import may hold.
+type tooManyRowsError struct{ limit int }
+
+func (e *tooManyRowsError) Error() string {
+	return fmt.Sprintf("The file has more than %d rows, the most one import may hold; nothing was imported. Split it into several imports.", e.limit)
 }
 
 // start records the plan's shape the first time the import runs; a resumed
@@ -198,18 +216,22 @@ func (r *UserImportReconciler) start(imp *v1alpha1.UserImport, digest string, pl
 	st.SourceSHA256 = digest
 	st.Rows = v1alpha1.ImportRowCounts{Total: int32(plan.total)}
 	// Invalid rows and rows a later row replaces are settled before
-	// anything is applied.
+	// anything is applied. The plan lists at most as many invalid rows as
+	// the status does; the rest are counted.
 	for _, f := range plan.failures {
 		recordFailure(st, f)
 	}
+	unlisted := int32(plan.failed - len(plan.failures))
+	st.Rows.Failed += unlisted
+	st.OmittedFailures += unlisted
 	st.Rows.Unchanged += int32(plan.superseded)
-	st.Rows.Processed = int32(len(plan.failures) + plan.superseded)
+	st.Rows.Processed = int32(plan.failed + plan.superseded)
 	verb := "Importing"
 	if imp.Spec.DryRun {
 		verb = "Checking"
 	}
 	r.Recorder.Eventf(imp, nil, corev1.EventTypeNormal, ReasonImportStarted, "Import",
-		"%s %d rows (%d invalid).", verb, plan.total, len(plan.failures))
+		"%s %d rows (%d invalid).", verb, plan.total, plan.failed)
 }
 
 func recordFailure(st *v1alpha1.UserImportStatus, f v1alpha1.ImportFailure) {
@@ -224,8 +246,9 @@ func recordFailure(st *v1alpha1.UserImportStatus, f v1alpha1.ImportFailure) {
 // apply works through the plan in chunks, writing progress after each, and
 // skips the chunks a previous run already finished.
 func (r *UserImportReconciler) apply(ctx context.Context, imp, base *v1alpha1.UserImport, plan importPlan) error {
-	settled := len(plan.failures) + plan.superseded
+	settled := plan.failed + plan.superseded
 	done := int(imp.Status.Rows.Processed) - settled
+	redact := redactsValues(imp.Spec.Source)
 	for done < len(plan.entries) {
 		end := min(done+progressEvery, len(plan.entries))
 		results := r.applyChunk(ctx, imp, plan.entries[done:end])
@@ -233,7 +256,7 @@ func (r *UserImportReconciler) apply(ctx context.Context, imp, base *v1alpha1.Us
 			return err
 		}
 		for i, res := range results {
-			countOutcome(&imp.Status, plan.entries[done+i].row, res)
+			countOutcome(&imp.Status, plan.entries[done+i].row, res, redact)
 		}
 		imp.Status.Rows.Processed += int32(end - done)
 		done = end
@@ -263,6 +286,24 @@ func (r *UserImportReconciler) writeProgress(ctx context.Context, imp, base *v1a
 type rowResult struct {
 	outcome rowOutcome
 	message string
+	// redacted is message without the row's values or the API server's
+	// words, which can quote them; "" when message quotes nothing.
+	redacted string
+}
+
+// rowFailed is a row that could not be applied: msg may quote values,
+// redacted must not.
+func rowFailed(msg, redacted string) rowResult {
+	return rowResult{outcome: outcomeFailed, message: msg, redacted: redacted}
+}
+
+// redactedFailure says what failed and the kind of the API server's answer,
+// without the answer's message, which can quote the row's values.
+func redactedFailure(what string, err error) string {
+	if reason := apierrors.ReasonForError(err); reason != metav1.StatusReasonUnknown {
+		return fmt.Sprintf("%s failed: the API server answered %s.", what, reason)
+	}
+	return what + " failed."
 }
 
 // applyChunk applies entries with a bounded pool of workers. Each email
@@ -291,7 +332,9 @@ func (r *UserImportReconciler) applyChunk(ctx context.Context, imp *v1alpha1.Use
 	return results
 }
 
-func countOutcome(st *v1alpha1.UserImportStatus, row importfile.Row, res rowResult) {
+// countOutcome counts a row's outcome. With redact, a failure carries
+// neither the row's email nor a message that quotes the row.
+func countOutcome(st *v1alpha1.UserImportStatus, row importfile.Row, res rowResult, redact bool) {
 	switch res.outcome {
 	case outcomeAdded:
 		st.Rows.Added++
@@ -302,7 +345,14 @@ func countOutcome(st *v1alpha1.UserImportStatus, row importfile.Row, res rowResu
 	case outcomeUnchanged:
 		st.Rows.Unchanged++
 	case outcomeFailed:
-		recordFailure(st, v1alpha1.ImportFailure{Row: int32(row.Number), Email: row.Email, Message: res.message})
+		f := v1alpha1.ImportFailure{Row: int32(row.Number), Email: row.Email, Message: res.message}
+		if redact {
+			f.Email = ""
+			if res.redacted != "" {
+				f.Message = res.redacted
+			}
+		}
+		recordFailure(st, f)
 	}
 }
 
@@ -311,22 +361,37 @@ func (r *UserImportReconciler) applyRow(ctx context.Context, imp *v1alpha1.UserI
 	existing, elsewhere, err := r.userWithEmail(ctx, imp, row.Email)
 	switch {
 	case err != nil:
-		return rowResult{outcomeFailed, fmt.Sprintf("Looking up the email failed: %v", err)}
+		return rowFailed(fmt.Sprintf("Looking up the email failed: %v", err), "Looking up the email failed.")
 	case elsewhere != nil:
-		return rowResult{outcomeFailed, fmt.Sprintf("The email address is held by User %s/%s in another namespace.", elsewhere.Namespace, elsewhere.Name)}
+		return rowFailed(fmt.Sprintf("The email address is held by User %s/%s in another namespace.", elsewhere.Namespace, elsewhere.Name),
+			"The email address is held by a User in another namespace.")
 	case row.Action == importfile.ActionRemove:
 		return r.remove(ctx, imp, existing)
 	case existing == nil && row.Action == importfile.ActionUpdate:
-		return rowResult{outcomeFailed, "No User in this namespace has this email; use add-user to create one."}
+		return rowFailed("No User in this namespace has this email; use add-user to create one.", "")
 	}
 	desired := desiredUser(row, existing, imp)
 	if err := r.permitted(ctx, imp, desired); err != nil {
-		return rowResult{outcomeFailed, err.Error() + "."}
+		return rowFailed(err.Error()+".", "The identity store's tenancy rules for this namespace refuse the row's address or role.")
 	}
 	if existing != nil { // add-user of a User that exists updates it
 		return r.update(ctx, imp, existing, desired)
 	}
 	return r.add(ctx, imp, desired)
+}
+
+// importURLHosts are the hosts the import's url source may name: those of
+// the tenancy rule that admits its namespace to its store.
+func (r *UserImportReconciler) importURLHosts(ctx context.Context, imp *v1alpha1.UserImport) ([]string, error) {
+	h, err := r.Stores.Resolve(imp.Spec.StoreRef)
+	if err != nil {
+		return nil, err
+	}
+	ten, err := tenancyOf(ctx, r.Client, h, imp.Namespace)
+	if err != nil {
+		return nil, err
+	}
+	return ten.ImportURLHosts(), nil
 }
 
 // permitted checks the User a row asks for against the store's tenancy
@@ -358,7 +423,7 @@ func (r *UserImportReconciler) remove(ctx context.Context, imp *v1alpha1.UserImp
 	}
 	uid := existing.UID
 	if err := r.Delete(ctx, existing, client.Preconditions{UID: &uid}); err != nil && !apierrors.IsNotFound(err) {
-		return rowResult{outcomeFailed, fmt.Sprintf("Deleting User %s failed: %v", existing.Name, err)}
+		return rowFailed(fmt.Sprintf("Deleting User %s failed: %v", existing.Name, err), redactedFailure("Deleting the User", err))
 	}
 	return rowResult{outcome: outcomeRemoved}
 }
@@ -377,7 +442,7 @@ func (r *UserImportReconciler) update(ctx context.Context, imp *v1alpha1.UserImp
 	}
 	markImported(desired, imp, outcomeUpdated)
 	if err := r.Patch(ctx, desired, client.MergeFrom(existing)); err != nil {
-		return rowResult{outcomeFailed, fmt.Sprintf("Updating User %s failed: %v", existing.Name, err)}
+		return rowFailed(fmt.Sprintf("Updating User %s failed: %v", existing.Name, err), redactedFailure("Updating the User", err))
 	}
 	return rowResult{outcome: outcomeUpdated}
 }
@@ -398,7 +463,7 @@ func (r *UserImportReconciler) add(ctx context.Context, imp *v1alpha1.UserImport
 			return rowResult{outcome: outcomeAdded}
 		}
 		if !apierrors.IsAlreadyExists(err) {
-			return rowResult{outcomeFailed, fmt.Sprintf("Creating User %s failed: %v", name, err)}
+			return rowFailed(fmt.Sprintf("Creating User %s failed: %v", name, err), redactedFailure("Creating the User", err))
 		}
 		var taken v1alpha1.User
 		if err := r.Get(ctx, client.ObjectKey{Namespace: imp.Namespace, Name: name}, &taken); err == nil &&
@@ -406,7 +471,7 @@ func (r *UserImportReconciler) add(ctx context.Context, imp *v1alpha1.UserImport
 			return rowResult{outcome: outcomeAdded}
 		}
 	}
-	return rowResult{outcomeFailed, "Both names derived from this email are held by Users with other emails."}
+	return rowFailed("Both names derived from this email are held by Users with other emails.", "")
 }
 
 // userWithEmail returns the User in ns holding the email (nil when there is

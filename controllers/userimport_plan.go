@@ -17,8 +17,12 @@ type importPlan struct {
 	entries []planEntry
 	// superseded counts rows replaced by a later row for the same email.
 	superseded int
-	failures   []v1alpha1.ImportFailure
-	total      int
+	// failures lists the first maxListedFailures invalid rows and failed
+	// counts them all, so that a file of bad rows costs no more memory
+	// than a file with a hundred.
+	failures []v1alpha1.ImportFailure
+	failed   int
+	total    int
 }
 
 // planEntry is the row that decides one email's fate.
@@ -50,7 +54,10 @@ func (p *planner) add(row importfile.Row) {
 
 func (p *planner) fail(f v1alpha1.ImportFailure) {
 	p.plan.total++
-	p.plan.failures = append(p.plan.failures, f)
+	p.plan.failed++
+	if len(p.plan.failures) < maxListedFailures {
+		p.plan.failures = append(p.plan.failures, f)
+	}
 }
 
 // combineRows returns the one row equivalent to applying earlier and then

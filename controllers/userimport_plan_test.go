@@ -1,10 +1,19 @@
 package controllers
 
 import (
+	"errors"
+	"fmt"
+	"runtime"
+	"strings"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/client-go/tools/events"
+	clocktesting "k8s.io/utils/clock/testing"
 
 	"roster.dev/roster/api/v1alpha1"
 	"roster.dev/roster/internal/importfile"
@@ -25,8 +34,8 @@ func TestPlannerLaterRowWins(t *testing.T) {
 	if diff := cmp.Diff([]int{3, 5}, rows); diff != "" {
 		t.Errorf("planned rows mismatch (-want +got):\n%s", diff)
 	}
-	if plan.total != 4 || plan.superseded != 1 || len(plan.failures) != 1 {
-		t.Errorf("total=%d superseded=%d failures=%d, want 4, 1, 1", plan.total, plan.superseded, len(plan.failures))
+	if plan.total != 4 || plan.superseded != 1 || len(plan.failures) != 1 || plan.failed != 1 {
+		t.Errorf("total=%d superseded=%d failures=%d failed=%d, want 4, 1, 1, 1", plan.total, plan.superseded, len(plan.failures), plan.failed)
 	}
 }
 
@@ -139,3 +148,166 @@ func TestAppliedBefore(t *testing.T) {
 }
 
 func ptr[T any](v T) *T { return &v }
+
+// TestReadPlanCountsFailuresPastTheList reads a file of 200,000 bad rows:
+// the plan lists the first hundred and counts the rest, and what it keeps
+// does not grow with the file.
+func TestReadPlanCountsFailuresPastTheList(t *testing.T) {
+	const bad = 200_000
+	var b strings.Builder
+	b.WriteString("add-user,first@example.com,First,Row\n")
+	for i := range bad {
+		fmt.Fprintf(&b, "add-user,x%d,B,R\n", i)
+	}
+	r := &UserImportReconciler{Source: &SourceLoader{MaxBytes: 64 << 20}}
+	src, err := r.Source.fromBytes("spec.source.inline", []byte(b.String()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	imp := &v1alpha1.UserImport{Spec: v1alpha1.UserImportSpec{Source: v1alpha1.ImportSource{Inline: "(above)"}}}
+
+	before := liveHeap()
+	plan, err := r.readPlan(src, imp)
+	if err != nil {
+		t.Fatalf("readPlan: %v", err)
+	}
+	kept := liveHeap() - before
+	runtime.KeepAlive(plan)
+	runtime.KeepAlive(src)
+
+	if plan.total != bad+1 || plan.failed != bad || len(plan.entries) != 1 {
+		t.Errorf("total=%d failed=%d entries=%d, want %d, %d, 1", plan.total, plan.failed, len(plan.entries), bad+1, bad)
+	}
+	if len(plan.failures) != maxListedFailures || plan.failures[0].Row != 2 || plan.failures[maxListedFailures-1].Row != maxListedFailures+1 {
+		t.Errorf("the plan lists %d failures, from row %d; want the first %d, from row 2", len(plan.failures), plan.failures[0].Row, maxListedFailures)
+	}
+	// Keeping every failure took about 30 MiB; a hundred take some KiB.
+	// The bound leaves room for what the suite's manager allocates meanwhile.
+	if kept > 8<<20 {
+		t.Errorf("the plan of %d bad rows keeps %d KiB of heap, want under 8 MiB", bad, kept>>10)
+	}
+	t.Logf("the plan of %d bad rows keeps %d KiB of heap", bad, kept>>10)
+
+	// The status lists what the plan listed and counts the rest.
+	started := &v1alpha1.UserImport{}
+	r.Recorder, r.Clock = events.NewFakeRecorder(1), clocktesting.NewFakePassiveClock(time.Now())
+	r.start(started, "digest", plan)
+	st := started.Status
+	if diff := cmp.Diff(v1alpha1.ImportRowCounts{Total: bad + 1, Processed: bad, Failed: bad}, st.Rows); diff != "" {
+		t.Errorf("rows (-want +got):\n%s", diff)
+	}
+	if len(st.Failures) != maxListedFailures || st.OmittedFailures != bad-maxListedFailures {
+		t.Errorf("the status lists %d failures and omits %d, want %d and %d", len(st.Failures), st.OmittedFailures, maxListedFailures, bad-maxListedFailures)
+	}
+}
+
+func TestReadPlanRowLimit(t *testing.T) {
+	cases := []struct {
+		name    string
+		file    string
+		limit   int
+		tooMany bool
+	}{
+		{"at the limit", "add-user,a@example.com,A,B\nadd-user,b@example.com,B,C\n", 2, false},
+		{"blank lines do not count", "add-user,a@example.com,A,B\n\n\nadd-user,b@example.com,B,C\n\n", 2, false},
+		{"a bad row counts", "add-user,a@example.com,A,B\nadd-user,b@example.com,B,C\nadd-user,bad,B,C\n", 2, true},
+		{"over the limit", "add-user,a@example.com,A,B\nadd-user,b@example.com,B,C\nremove-user,c@example.com\n", 2, true},
+		{"the header does not count", "action,username,firstName,lastName\nadd-user,a@example.com,A,B\n", 1, false},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			r := &UserImportReconciler{Source: &SourceLoader{MaxBytes: 1 << 20, MaxRows: tc.limit}}
+			src, err := r.Source.fromBytes("spec.source.inline", []byte(tc.file))
+			if err != nil {
+				t.Fatal(err)
+			}
+			imp := &v1alpha1.UserImport{Spec: v1alpha1.UserImportSpec{SkipHeader: strings.HasPrefix(tc.file, "action,")}}
+			_, err = r.readPlan(src, imp)
+			var tooMany *tooManyRowsError
+			if got := errors.As(err, &tooMany); got != tc.tooMany {
+				t.Fatalf("readPlan: %v; want too many rows: %v", err, tc.tooMany)
+			}
+			if tc.tooMany && !strings.Contains(err.Error(), fmt.Sprintf("more than %d rows", tc.limit)) {
+				t.Errorf("the message %q does not name the limit", err)
+			}
+			if !tc.tooMany && err != nil {
+				t.Errorf("readPlan: %v", err)
+			}
+		})
+	}
+}
+
+func TestCountOutcomeRedacts(t *testing.T) {
+	row := importfile.Row{Number: 7, Email: "jane@example.com"}
+	apiErr := apierrors.NewInvalid(schema.GroupKind{Group: "iam.roster.dev", Kind: "User"}, "jane-at-example.com", nil)
+	cases := []struct {
+		name   string
+		res    rowResult
+		redact bool
+		want   v1alpha1.ImportFailure
+	}{
+		{
+			name: "quoted for inline and ConfigMap sources",
+			res:  rowFailed("Creating User jane-at-example.com failed: "+apiErr.Error(), redactedFailure("Creating the User", apiErr)),
+			want: v1alpha1.ImportFailure{Row: 7, Email: "jane@example.com", Message: "Creating User jane-at-example.com failed: " + apiErr.Error()},
+		},
+		{
+			name:   "redacted: no email, the API server's reason only",
+			res:    rowFailed("Creating User jane-at-example.com failed: "+apiErr.Error(), redactedFailure("Creating the User", apiErr)),
+			redact: true,
+			want:   v1alpha1.ImportFailure{Row: 7, Message: "Creating the User failed: the API server answered Invalid."},
+		},
+		{
+			name:   "redacted, an error that is not the API server's",
+			res:    rowFailed("Updating User jane-at-example.com failed: boom", redactedFailure("Updating the User", errors.New("boom"))),
+			redact: true,
+			want:   v1alpha1.ImportFailure{Row: 7, Message: "Updating the User failed."},
+		},
+		{
+			name:   "redacted, a message that quotes nothing is kept",
+			res:    rowFailed("No User in this namespace has this email; use add-user to create one.", ""),
+			redact: true,
+			want:   v1alpha1.ImportFailure{Row: 7, Message: "No User in this namespace has this email; use add-user to create one."},
+		},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			var st v1alpha1.UserImportStatus
+			countOutcome(&st, row, tc.res, tc.redact)
+			if diff := cmp.Diff([]v1alpha1.ImportFailure{tc.want}, st.Failures); diff != "" {
+				t.Errorf("failures (-want +got):\n%s", diff)
+			}
+			if st.Rows.Failed != 1 {
+				t.Errorf("failed = %d, want 1", st.Rows.Failed)
+			}
+		})
+	}
+}
+
+func TestRedactsValues(t *testing.T) {
+	ref := &v1alpha1.KeyReference{Name: "f", Key: "k"}
+	cases := []struct {
+		name string
+		src  v1alpha1.ImportSource
+		want bool
+	}{
+		{"inline text is the importer's own", v1alpha1.ImportSource{Inline: "x"}, false},
+		{"a ConfigMap is readable with the import", v1alpha1.ImportSource{ConfigMapRef: ref}, false},
+		{"a Secret may not be readable by the importer", v1alpha1.ImportSource{SecretRef: ref}, true},
+		{"a URL is fetched from the operator's address", v1alpha1.ImportSource{URL: &v1alpha1.URLSource{URL: "https://x"}}, true},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			if diff := cmp.Diff(tc.want, redactsValues(tc.src)); diff != "" {
+				t.Errorf("redactsValues (-want +got):\n%s", diff)
+			}
+		})
+	}
+}
+
+func liveHeap() int64 {
+	runtime.GC()
+	var m runtime.MemStats
+	runtime.ReadMemStats(&m)
+	return int64(m.HeapAlloc)
+}

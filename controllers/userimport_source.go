@@ -4,13 +4,14 @@ import (
 	"bytes"
 	"context"
 	"crypto/sha256"
+	"crypto/x509"
 	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
-	"net/http"
+	"net/netip"
 	"os"
-	"strings"
+	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -18,6 +19,7 @@ import (
 
 	"roster.dev/roster/api/v1alpha1"
 	"roster.dev/roster/internal/chunks"
+	"roster.dev/roster/internal/fetch"
 )
 
 // source is an import's file, ready to read.
@@ -46,15 +48,37 @@ type sourceError struct {
 
 func (e *sourceError) Error() string { return e.field + ": " + e.msg }
 
-// SourceLoader fetches the file an import names.
+// DefaultImportMaxRows is SourceLoader.MaxRows when it is zero.
+const DefaultImportMaxRows = 1_000_000
+
+// SourceLoader fetches the file an import names, within the limits an
+// import may use in a cluster shared by many teams.
 type SourceLoader struct {
 	// Reader reads ConfigMaps and Secrets straight from the API server, so
 	// that the cache never holds every ConfigMap of the cluster.
 	Reader client.Reader
-	// HTTP fetches url sources; it must only speak HTTPS.
-	HTTP *http.Client
+	// AllowedHosts returns the hosts an import's url source may name and be
+	// redirected to: the importURLHosts of the tenancy rule that admits the
+	// import's namespace to its store. Entries are host names or addresses,
+	// optionally with a port (without one, only 443), or "*.example.com"
+	// for every name under example.com. nil, or an empty list, refuses url
+	// sources.
+	AllowedHosts func(ctx context.Context, imp *v1alpha1.UserImport) ([]string, error)
+	// AllowAddr says which addresses a url source may connect to, checked on
+	// each address dialled, after name resolution. nil allows only public
+	// addresses (fetch.IsGlobal); tests that serve files on loopback widen it.
+	AllowAddr func(netip.Addr) bool
+	// RootCAs verify the servers of url sources; nil uses the system's.
+	RootCAs *x509.CertPool
+	// FetchTimeout bounds the download of a url source, from the first
+	// connect to the last byte, redirects included (fetch.DefaultTimeout,
+	// two minutes, when zero). Each connect has fetch.DefaultConnectTimeout.
+	FetchTimeout time.Duration
 	// MaxBytes caps a source's size.
 	MaxBytes int64
+	// MaxRows caps the data rows of one import (DefaultImportMaxRows when
+	// zero): a file with more fails before any row is applied.
+	MaxRows int
 	// TempDir receives url sources while they are checked.
 	TempDir string
 }
@@ -69,9 +93,24 @@ func (l *SourceLoader) load(ctx context.Context, imp *v1alpha1.UserImport) (*sou
 	case src.SecretRef != nil:
 		return l.fromSecret(ctx, imp.Namespace, src.SecretRef)
 	case src.URL != nil:
-		return l.fromURL(ctx, src.URL)
+		return l.fromURL(ctx, imp)
 	}
 	return nil, &sourceError{field: "spec.source", msg: "no source is set"}
+}
+
+func (l *SourceLoader) maxRows() int {
+	if l.MaxRows <= 0 {
+		return DefaultImportMaxRows
+	}
+	return l.MaxRows
+}
+
+// redactsValues says whether an import's failures must not quote its file.
+// Whoever may create the import may not be allowed to read the Secret the
+// operator reads for it, nor the file a URL serves to the operator's
+// address; inline text and ConfigMaps are theirs to read anyway.
+func redactsValues(src v1alpha1.ImportSource) bool {
+	return src.SecretRef != nil || src.URL != nil
 }
 
 func (l *SourceLoader) fromBytes(field string, b []byte) (*source, error) {
@@ -112,34 +151,36 @@ func (l *SourceLoader) fromSecret(ctx context.Context, ns string, ref *v1alpha1.
 }
 
 // fromURL downloads the file into a temporary file, hashing as it goes, and
-// refuses it unless the digest matches.
-func (l *SourceLoader) fromURL(ctx context.Context, u *v1alpha1.URLSource) (*source, error) {
+// refuses it unless the digest matches. The fetch package enforces where it
+// may come from: HTTPS, the allowed hosts, public addresses.
+func (l *SourceLoader) fromURL(ctx context.Context, imp *v1alpha1.UserImport) (*source, error) {
 	field := "spec.source.url"
-	if !strings.HasPrefix(u.URL, "https://") {
-		return nil, &sourceError{field: field, msg: "only https URLs are accepted"}
+	u := imp.Spec.Source.URL
+	var hosts []string
+	if l.AllowedHosts != nil {
+		var err error
+		if hosts, err = l.AllowedHosts(ctx, imp); err != nil {
+			return nil, &sourceError{field: field, msg: fmt.Sprintf("url sources are refused: %v", err)}
+		}
 	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u.URL, nil)
+	if len(hosts) == 0 {
+		return nil, &sourceError{field: field, msg: "url sources are refused: the tenancy rule of the import's identity store lists no importURLHosts for this namespace"}
+	}
+	body, err := fetch.Get(ctx, u.URL, hosts, fetch.Options{AllowAddr: l.AllowAddr, RootCAs: l.RootCAs, Timeout: l.FetchTimeout})
 	if err != nil {
-		return nil, &sourceError{field: field, msg: err.Error()}
+		return nil, fetchError(field, err)
 	}
-	resp, err := l.HTTP.Do(req)
-	if err != nil {
-		return nil, &sourceError{field: field, msg: fmt.Sprintf("fetching the file failed: %v", err), waiting: true}
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return nil, &sourceError{field: field, msg: fmt.Sprintf("fetching the file failed: %s", resp.Status), waiting: resp.StatusCode >= 500}
-	}
+	defer body.Close()
 	f, err := os.CreateTemp(l.TempDir, "roster-import-*")
 	if err != nil {
 		return nil, fmt.Errorf("creating a temporary file: %w", err)
 	}
 	cleanup := func() error { _ = f.Close(); return os.Remove(f.Name()) }
 	h := sha256.New()
-	n, err := io.Copy(io.MultiWriter(f, h), io.LimitReader(resp.Body, l.MaxBytes+1))
+	n, err := io.Copy(io.MultiWriter(f, h), io.LimitReader(body, l.MaxBytes+1))
 	if err != nil {
 		_ = cleanup()
-		return nil, &sourceError{field: field, msg: fmt.Sprintf("reading the file failed: %v", err), waiting: true}
+		return nil, fetchError(field, err)
 	}
 	if n > l.MaxBytes {
 		_ = cleanup()
@@ -151,6 +192,28 @@ func (l *SourceLoader) fromURL(ctx context.Context, u *v1alpha1.URLSource) (*sou
 		return nil, &sourceError{field: field + ".sha256", msg: fmt.Sprintf("the file's SHA-256 is %s, not %s", sum, u.SHA256)}
 	}
 	return &source{ReaderAt: f, size: n, sha256: sum, close: cleanup}, nil
+}
+
+// fetchError says why a download failed. What the rules refuse, a 4xx
+// answer and a transfer that ran out of time need a person (a server that
+// trickles its file is not given another two minutes of a worker); a
+// connection that failed and a 5xx answer may pass and are retried.
+func fetchError(field string, err error) error {
+	var (
+		refused *fetch.RefusedError
+		timeout *fetch.TimeoutError
+		status  *fetch.StatusError
+	)
+	switch {
+	case errors.As(err, &refused):
+		return &sourceError{field: field, msg: "refused: " + refused.Error()}
+	case errors.As(err, &timeout):
+		return &sourceError{field: field, msg: "fetching the file failed: " + timeout.Error()}
+	case errors.As(err, &status):
+		return &sourceError{field: field, msg: "fetching the file failed: " + status.Error(), waiting: status.Code >= 500}
+	default:
+		return &sourceError{field: field, msg: fmt.Sprintf("fetching the file failed: %v", err), waiting: true}
+	}
 }
 
 func isWaiting(err error) bool {

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"fmt"
-	"net/http"
 	netmail "net/mail"
 	"net/url"
 	"os"
@@ -84,7 +83,7 @@ func runSuite(m *testing.M) int {
 		DefaultRole:   "Member",
 		ResyncPeriod:  time.Minute,
 		ImportWorkers: 8,
-		ImportSource:  controllers.SourceLoader{HTTP: http.DefaultClient, MaxBytes: 16 << 20, TempDir: dir},
+		ImportSource:  controllers.SourceLoader{MaxBytes: 16 << 20, TempDir: dir},
 		Invitations:   invitations,
 	})
 	if err != nil {

@@ -45,11 +45,12 @@ func EmbeddedDefault(name string) *v1alpha1.IdentityStore {
 	}
 }
 
-// AnyTenant admits every namespace, with any address, role or adoption.
+// AnyTenant admits every namespace, with any address, role or adoption; it
+// lists no importURLHosts.
 func AnyTenant() v1alpha1.TenantRule {
 	return v1alpha1.TenantRule{
 		NamespaceSelector: &metav1.LabelSelector{}, EmailDomains: []string{"*"}, Roles: []string{"*"},
-		Adoption: v1alpha1.AdoptionAllowed, DeleteAdopted: true, ImportURLHosts: []string{"*"},
+		Adoption: v1alpha1.AdoptionAllowed, DeleteAdopted: true,
 	}
 }
 

@@ -68,7 +68,8 @@ type RowError struct {
 	// Column is the column's name (such as country), or its letter when it
 	// has no name; "" when the problem is the row as a whole.
 	Column string
-	// Email is the row's username cell, when there is one.
+	// Email is the row's username cell, when there is one and
+	// Options.Redact is not set.
 	Email string
 	// Message is a sentence fragment for people.
 	Message string
@@ -129,6 +130,12 @@ type Options struct {
 	// too large to keep in memory; "" is os.TempDir(). Without a writable
 	// directory they are kept in memory, up to MaxBytes.
 	TempDir string
+	// Redact keeps the file's content out of every error: row and header
+	// errors name the row, the column and what is wrong without quoting a
+	// cell, RowError.Email stays empty, and fatal errors quote no cell or
+	// sheet name. Set it when the errors reach people who may not be allowed
+	// to read the file, such as the status of an import from a Secret.
+	Redact bool
 }
 
 // source yields the raw cells of each row with the row's number.
@@ -144,6 +151,7 @@ type source interface {
 type Reader struct {
 	src        source
 	skipHeader bool
+	redact     bool
 	columns    []column // what each cell position means, from the header
 	started    bool
 	err        error // sticky fatal error
@@ -167,14 +175,14 @@ func NewReader(src io.ReaderAt, size int64, opts Options) (*Reader, error) {
 	var s source
 	switch format {
 	case FormatXLSX:
-		s, err = newXLSXSource(src, size, limit, opts.TempDir)
+		s, err = newXLSXSource(src, size, limit, opts.TempDir, opts.Redact)
 	default:
 		s, err = newCSVSource(src, size, limit, compressed)
 	}
 	if err != nil {
 		return nil, err
 	}
-	return &Reader{src: s, skipHeader: opts.SkipHeader, columns: positional}, nil
+	return &Reader{src: s, skipHeader: opts.SkipHeader, redact: opts.Redact, columns: positional}, nil
 }
 
 // Next returns the next valid row. It returns io.EOF at the end of the file
@@ -202,7 +210,7 @@ func (r *Reader) Next() (Row, error) {
 		return Row{}, r.fail(err)
 	}
 	if first && r.skipHeader {
-		if r.columns, err = headerColumns(n, cells); err != nil {
+		if r.columns, err = headerColumns(n, cells, r.redact); err != nil {
 			return Row{}, r.fail(err)
 		}
 		return r.Next()

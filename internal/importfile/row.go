@@ -80,14 +80,20 @@ var namedFields = map[string]field{
 // headerColumns maps a header row to columns. The first four are positional
 // whatever they are called, so a translated header still works; but a name
 // that clearly belongs elsewhere (such as role in the first column) is an
-// error, because every row would be read wrongly.
-func headerColumns(n int, cells []string) ([]column, error) {
+// error, because every row would be read wrongly. With redact, errors do
+// not quote the header's cells.
+func headerColumns(n int, cells []string, redact bool) ([]column, error) {
 	cols := append([]column(nil), positional...)
 	for i, cell := range cells {
 		key := headerKey(unescape(strings.TrimSpace(cell)))
 		letter := columnLetter(i)
 		if i < len(positional) {
 			if f, ok := knownField(key); ok && f != positional[i].field {
+				if redact {
+					return nil, &HeaderError{Row: n, Column: letter, Message: fmt.Sprintf(
+						"this column is named after another one, where %s belongs; the first four columns are action, username, firstName and lastName, in that order",
+						positional[i].name)}
+				}
 				return nil, &HeaderError{Row: n, Column: letter, Message: fmt.Sprintf(
 					"found %q where %s belongs; the first four columns are action, username, firstName and lastName, in that order",
 					strings.TrimSpace(cell), positional[i].name)}
@@ -99,6 +105,9 @@ func headerColumns(n int, cells []string) ([]column, error) {
 			continue
 		}
 		f, ok := namedFields[key]
+		if !ok && redact {
+			return nil, &HeaderError{Row: n, Column: letter, Message: "unknown column name; after lastName the columns can be role, groups, mobile, timeZone, country and locale"}
+		}
 		if !ok {
 			return nil, &HeaderError{Row: n, Column: letter, Message: fmt.Sprintf(
 				"unknown column %q; after lastName the columns can be role, groups, mobile, timeZone, country and locale",
@@ -132,8 +141,16 @@ func knownField(key string) (field, bool) {
 func (r *Reader) parse(n int, cells []string) (Row, error) {
 	row := Row{Number: n}
 	var action, groups string
+	// rowErr reports a problem in a message that quotes no cell.
 	rowErr := func(col, format string, args ...any) (Row, error) {
-		return Row{}, &RowError{Row: n, Column: col, Email: row.Email, Message: fmt.Sprintf(format, args...)}
+		return Row{}, &RowError{Row: n, Column: col, Email: r.email(row), Message: fmt.Sprintf(format, args...)}
+	}
+	// invalid reports a failed check, whose message may quote the cell.
+	invalid := func(col string, err error) (Row, error) {
+		if r.redact {
+			return rowErr(col, "%s", redactedReasons[col])
+		}
+		return rowErr(col, "%s", err)
 	}
 	// Read every cell first, so that errors carry the row's email.
 	var bad *RowError
@@ -152,9 +169,9 @@ func (r *Reader) parse(n int, cells []string) (Row, error) {
 			bad = &RowError{Row: n, Column: col.name, Message: "the text is not valid UTF-8; save the file as CSV UTF-8"}
 		case col.field == fieldNone && i >= len(r.columns) && !r.skipHeader:
 			bad = &RowError{Row: n, Column: col.name, Message: fmt.Sprintf(
-				"unexpected value %q: without a header row only action, username, firstName and lastName are read; add a header row naming the column and set spec.skipHeader: true", v)}
+				"unexpected value%s: without a header row only action, username, firstName and lastName are read; add a header row naming the column and set spec.skipHeader: true", r.quoted(v))}
 		case col.field == fieldNone:
-			bad = &RowError{Row: n, Column: col.name, Message: fmt.Sprintf("unexpected value %q in a column without a header name", v)}
+			bad = &RowError{Row: n, Column: col.name, Message: fmt.Sprintf("unexpected value%s in a column without a header name", r.quoted(v))}
 		}
 		switch col.field {
 		case fieldAction:
@@ -186,7 +203,7 @@ func (r *Reader) parse(n int, cells []string) (Row, error) {
 	}
 
 	if bad != nil {
-		bad.Email = row.Email
+		bad.Email = r.email(row)
 		return Row{}, bad
 	}
 	switch row.Action {
@@ -194,10 +211,16 @@ func (r *Reader) parse(n int, cells []string) (Row, error) {
 	case "":
 		return rowErr("action", "the action is empty; use add-user, remove-user or update")
 	default:
+		if r.redact {
+			return rowErr("action", "not an action; use add-user, remove-user or update")
+		}
 		return rowErr("action", "%q is not an action; use add-user, remove-user or update", action)
 	}
+	if row.Email == "" {
+		return rowErr("username", "an email address is required")
+	}
 	if err := validation.Email(row.Email); err != nil {
-		return rowErr("username", "%s", err)
+		return invalid("username", err)
 	}
 	if row.Action != ActionRemove {
 		if row.FirstName == "" {
@@ -224,16 +247,51 @@ func (r *Reader) parse(n int, cells []string) (Row, error) {
 			continue
 		}
 		if err := c.check(c.value); err != nil {
-			return rowErr(c.name, "%s", err)
+			return invalid(c.name, err)
 		}
 	}
 	if groups != "" {
 		row.Groups = splitGroups(groups)
 		if err := validation.Groups(row.Groups); err != nil {
-			return rowErr("groups", "%s", err)
+			return invalid("groups", err)
 		}
 	}
 	return row, nil
+}
+
+// email is the email a row error carries: none when errors are redacted.
+func (r *Reader) email(row Row) string {
+	if r.redact {
+		return ""
+	}
+	return row.Email
+}
+
+// quoted is a cell quoted after a space, to follow a word in a message, or
+// nothing when errors are redacted.
+func (r *Reader) quoted(v string) string {
+	if r.redact {
+		return ""
+	}
+	return fmt.Sprintf(" %q", v)
+}
+
+// redactedReasons say what is wrong with a cell of each column without
+// quoting it, for Options.Redact. They describe what the column accepts,
+// since the check's own message names the value.
+var redactedReasons = map[string]string{
+	"username": fmt.Sprintf("not a valid email address: one bare address such as jane@example.com, at most %d characters",
+		validation.MaxEmailLength),
+	"firstName": fmt.Sprintf("not a valid name: UTF-8 text of at most %d characters", validation.MaxNameLength),
+	"lastName":  fmt.Sprintf("not a valid name: UTF-8 text of at most %d characters", validation.MaxNameLength),
+	"role": fmt.Sprintf("not a valid role name: up to %d letters, digits, '_', '.' or '-', starting with a letter",
+		validation.MaxRoleLength),
+	"groups": fmt.Sprintf("not a valid list of groups: at most %d Group names separated by ';', each of lower-case letters, digits, '-' and '.'",
+		validation.MaxGroups),
+	"mobile":   "not a mobile number in E.164 form such as +4915123456789",
+	"timeZone": "not an IANA time zone name such as Europe/Berlin",
+	"country":  "not an ISO 3166-1 alpha-2 country code such as DE",
+	"locale":   "not a language tag such as en-GB",
 }
 
 // splitGroups splits a groups cell on ';', dropping empty names (a trailing

@@ -22,9 +22,12 @@ type xlsxSource struct {
 	file *excelize.File
 	rows *excelize.Rows
 	row  int
+	// redact keeps excelize's errors, which may quote the sheet, out of
+	// row errors.
+	redact bool
 }
 
-func newXLSXSource(src io.ReaderAt, size, limit int64, tempDir string) (s *xlsxSource, err error) {
+func newXLSXSource(src io.ReaderAt, size, limit int64, tempDir string, redact bool) (s *xlsxSource, err error) {
 	if err := checkWorkbook(src, size, limit); err != nil {
 		return nil, err
 	}
@@ -50,9 +53,12 @@ func newXLSXSource(src io.ReaderAt, size, limit int64, tempDir string) (s *xlsxS
 	rows, err := f.Rows(sheets[0])
 	if err != nil {
 		_ = f.Close()
+		if redact { // the sheet's name is the file's content
+			return nil, errors.New("the workbook's first sheet cannot be read")
+		}
 		return nil, fmt.Errorf("the workbook's first sheet %q cannot be read: %w", sheets[0], err)
 	}
-	return &xlsxSource{file: f, rows: rows}, nil
+	return &xlsxSource{file: f, rows: rows, redact: redact}, nil
 }
 
 func (s *xlsxSource) next() (n int, cells []string, err error) {
@@ -63,6 +69,9 @@ func (s *xlsxSource) next() (n int, cells []string, err error) {
 		s.row++
 		cells, err := s.rows.Columns()
 		if err != nil {
+			if s.redact {
+				return s.row, nil, &RowError{Row: s.row, Message: "the row cannot be read"}
+			}
 			return s.row, nil, &RowError{Row: s.row, Message: fmt.Sprintf("the row cannot be read: %v", err)}
 		}
 		if blank(cells) {
@@ -71,6 +80,9 @@ func (s *xlsxSource) next() (n int, cells []string, err error) {
 		return s.row, cells, nil
 	}
 	if err := s.rows.Error(); err != nil {
+		if s.redact { // an XML error can quote the sheet's text
+			return 0, nil, errors.New("the workbook's first sheet cannot be read: its XML is not well-formed")
+		}
 		return 0, nil, fmt.Errorf("reading the workbook's first sheet: %w", err)
 	}
 	return 0, nil, io.EOF
