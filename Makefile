@@ -86,8 +86,9 @@ build: ## Build the manager binary into bin/.
 	go build -o bin/manager .
 
 .PHONY: run
-run: ## Run the operator against the current kubeconfig (embedded store in bin/data; plain HTTP metrics on 127.0.0.1:8080).
-	go run . --data-dir=bin/data --metrics-bind-address=127.0.0.1:8080 --metrics-secure=false --health-probe-bind-address=:8081
+run: ## Run the operator against the current kubeconfig (namespace roster-system, embedded stores in bin/data; plain HTTP metrics on 127.0.0.1:8080).
+	kubectl get namespace roster-system >/dev/null 2>&1 || kubectl create namespace roster-system
+	go run . --namespace=roster-system --data-dir=bin/data --metrics-bind-address=127.0.0.1:8080 --metrics-secure=false --health-probe-bind-address=:8081
 
 .PHONY: demo
 demo: control-plane ## Start a local control plane, the operator and the samples.

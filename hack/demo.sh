@@ -38,9 +38,11 @@ for _ in $(seq 1 120); do
 done
 [[ -f "${KUBECONFIG}" ]] || { echo "the control plane did not start; see ${demo}/controlplane.log"; exit 1; }
 kubectl wait --for=condition=Established crd --all --timeout=60s >/dev/null
+# The operator's own namespace: token records live there.
+kubectl create namespace roster-system >/dev/null
 
 echo "==> Starting the operator (embedded store in ${demo}/data, outbox in ${demo}/outbox)"
-bin/manager --data-dir="${demo}/data" --outbox-dir="${demo}/outbox" \
+bin/manager --namespace=roster-system --data-dir="${demo}/data" --outbox-dir="${demo}/outbox" \
   --metrics-bind-address=0 --health-probe-bind-address=127.0.0.1:18081 \
   --web-bind-address=127.0.0.1:18082 --public-url=http://127.0.0.1:18082 \
   --product-name="Roster demo" \
@@ -63,7 +65,7 @@ for _ in $(seq 1 60); do
   sleep 1
 done
 for _ in $(seq 1 60); do
-  pending=$(kubectl get users -A -o jsonpath='{range .items[*]}{.status.phase}{"\n"}{end}' | grep -cvE '^(Invited|Active|Inactive)$' || true)
+  pending=$(kubectl get users -o jsonpath='{range .items[*]}{.status.phase}{"\n"}{end}' | grep -cvE '^(Invited|Active|Inactive)$' || true)
   [[ "${pending}" == "0" ]] && break
   sleep 1
 done
@@ -72,6 +74,7 @@ kubectl get users,groups,userimports
 echo
 echo "Namespace team-b has a rule of its own in the store (b.example.com addresses, Members and Viewers):"
 kubectl get users -n team-b
+echo "  eve: $(kubectl get user eve -n team-b -o jsonpath='{.status.conditions[?(@.type=="Ready")].reason}: {.status.conditions[?(@.type=="Ready")].message}')"
 echo
 kubectl get users --field-selector status.phase=Inactive
 echo
