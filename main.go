@@ -72,6 +72,7 @@ type options struct {
 	passwordMinLength int
 	passwordRequire   string
 	webSubmissions    int
+	linksPerHour      int
 	webClientIPHeader string
 
 	// Derived by validate.
@@ -116,6 +117,7 @@ func parseFlags(args []string) (*options, error) {
 	fs.DurationVar(&o.resetTTL, "password-reset-ttl", time.Hour, "how long a password reset link works")
 	fs.IntVar(&o.passwordMinLength, "password-min-length", 10, "password policy: minimum number of characters")
 	fs.StringVar(&o.passwordRequire, "password-require", "lower,upper,digit,special", "password policy: character classes a password must contain (lower, upper, digit, special; none for none)")
+	fs.IntVar(&o.linksPerHour, "link-requests-per-hour", 5, "emails of one kind (invitation, password reset) per User and hour beyond which a request annotation waits for the hour to end; 0 for no limit")
 	fs.IntVar(&o.webSubmissions, "web-submissions-per-minute", 10, "password forms one client address may submit per minute")
 	fs.StringVar(&o.webClientIPHeader, "web-client-ip-header", "", "header a trusted proxy sets to the client's address (such as X-Forwarded-For); empty uses the connection's address")
 	o.zap = zap.Options{Development: false}
@@ -185,6 +187,9 @@ func (o *options) validateMail() error {
 	}
 	if o.policy, err = password.Parse(o.passwordMinLength, o.passwordRequire); err != nil {
 		return fmt.Errorf("--password-min-length/--password-require: %w", err)
+	}
+	if o.linksPerHour < 0 {
+		return fmt.Errorf("--link-requests-per-hour: must not be negative, got %d", o.linksPerHour)
 	}
 	if o.webSubmissions < 1 {
 		return fmt.Errorf("--web-submissions-per-minute: must be at least 1, got %d", o.webSubmissions)
@@ -267,6 +272,7 @@ func (o *options) invitations() (*controllers.Invitations, error) {
 	return &controllers.Invitations{
 		Templates: templates, Sender: sender, PublicURL: o.publicURLParsed, ProductName: o.productName,
 		InvitationTTL: o.invitationTTL, ResetTTL: o.resetTTL, Metrics: invitation.NewMetrics(metrics.Registry),
+		RequestsPerHour: int32(o.linksPerHour),
 	}, nil
 }
 

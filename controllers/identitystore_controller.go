@@ -120,13 +120,9 @@ func (r *IdentityStoreReconciler) ensureOpen(ctx context.Context, ids *v1alpha1.
 	same := r.fingerprints[ids.Name] == fp
 	r.mu.Unlock()
 	if h, ok := r.Stores.Get(ids.Name); ok && same {
-		pass.handle = h
-		r.Stores.Put(h.WithSpec(ids.Spec)) // the default flag may change without a reopen
-		if _, err := h.FindUserByEmail(ctx, "roster-health-check@invalid"); err != nil && !errors.Is(err, store.ErrNotFound) {
-			pass.set(status.Progressing, ReasonStoreUnavailable, "The %s store does not answer, retrying: %v.", ids.Kind(), err)
-			return err
-		}
-		return nil
+		pass.handle = h.WithSpec(ids.Spec) // the default flag may change without a reopen
+		r.Stores.Put(pass.handle)
+		return r.check(ctx, ids, pass)
 	}
 	backend, err := r.Opener.Open(ctx, ids)
 	if err != nil {
@@ -146,6 +142,17 @@ func (r *IdentityStoreReconciler) ensureOpen(ctx context.Context, ids *v1alpha1.
 	r.mu.Unlock()
 	pass.handle = h
 	recordEvent(r.Recorder, ids, corev1.EventTypeNormal, ReasonStoreOpened, "Open", "Opened the %s store.", ids.Kind())
+	return r.check(ctx, ids, pass)
+}
+
+// check asks the store one question, so that an unreachable store or
+// refused credentials show on the IdentityStore. The store stays in use:
+// its resources say what their own calls meet, and recover with it.
+func (r *IdentityStoreReconciler) check(ctx context.Context, ids *v1alpha1.IdentityStore, pass *storePass) error {
+	if _, err := pass.handle.FindUserByEmail(ctx, "roster-health-check@invalid"); err != nil && !errors.Is(err, store.ErrNotFound) {
+		pass.set(status.Progressing, ReasonStoreUnavailable, "The %s store does not answer, retrying: %v.", ids.Kind(), err)
+		return err
+	}
 	return nil
 }
 

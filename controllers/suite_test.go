@@ -66,6 +66,9 @@ const statusMembersLimit = 500
 
 const defaultRole = "Member"
 
+// linksPerHour is the suite's cap on emails of a purpose per User and hour.
+const linksPerHour = 3
+
 func TestMain(m *testing.M) {
 	os.Exit(runSuite(m))
 }
@@ -116,6 +119,7 @@ func runSuite(m *testing.M) int {
 	}
 	defer inv.Close()
 	smtpServer, webURL, linkMetrics = inv.SMTP, inv.URL, inv.Config.Metrics
+	inv.Config.RequestsPerHour = linksPerHour
 
 	importTLS = httptest.NewTLSServer(http.HandlerFunc(serveImportFile))
 	defer importTLS.Close()

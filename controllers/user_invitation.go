@@ -37,6 +37,9 @@ type Invitations struct {
 	ResetTTL      time.Duration
 	// Metrics counts the links sent; may be nil.
 	Metrics *invitation.Metrics
+	// RequestsPerHour caps the emails of one purpose that request
+	// annotations set off per User and hour; zero for no cap.
+	RequestsPerHour int32
 }
 
 // linkPass is what a pass observed of the User's token records and decided
@@ -46,6 +49,9 @@ type linkPass struct {
 	records map[invitation.Purpose]*invitation.Record
 	// handled are the request annotation values this pass acted on.
 	handled map[invitation.Purpose]string
+	// deferredUntil is when a request held back by the hourly limit may be
+	// sent.
+	deferredUntil time.Time
 }
 
 func (lp *linkPass) record(p invitation.Purpose) *invitation.Record {
@@ -132,6 +138,16 @@ func (r *UserReconciler) ensureLinks(ctx context.Context, user *v1alpha1.User, p
 		action := invitationAction(in)
 		if p == invitation.PurposeReset {
 			action = resetAction(in)
+		}
+		if until, limited := requestLimited(in, r.Clock.Now(), r.Invitations.RequestsPerHour); action.Send && limited {
+			// The request stays pending and is acted on once the hour is over.
+			action.Send = false
+			if lp.deferredUntil.IsZero() || until.Before(lp.deferredUntil) {
+				lp.deferredUntil = until
+			}
+			r.event(user, corev1.EventTypeWarning, ReasonLinkRequestDeferred, "Defer",
+				"Held back %s=%s: %d emails were sent in the last hour; it is sent at %s.",
+				requestAnnotation(p), in.Request, r.Invitations.RequestsPerHour, until.UTC().Format(time.RFC3339))
 		}
 		switch {
 		case action.Send:
@@ -287,6 +303,9 @@ func (r *UserReconciler) computeLinkStatus(user *v1alpha1.User, pass *userPass) 
 // when the outstanding invitation expires, so that the Invitation condition
 // says so on time. Differences from the store are found by the drift pass.
 func (r *UserReconciler) nextCheck(pass *userPass) time.Duration {
+	if lp := pass.links; lp != nil && !lp.deferredUntil.IsZero() {
+		return max(time.Second, lp.deferredUntil.Sub(r.Clock.Now())+time.Second)
+	}
 	rec := pass.links.record(invitation.PurposeInvitation)
 	if rec == nil || rec.Hash == nil || rec.SentAt.IsZero() {
 		return 0

@@ -25,6 +25,7 @@ const (
 	ReasonPasswordResetSent     = "PasswordResetSent"
 	ReasonPasswordResetNotSent  = "PasswordResetNotSent"
 	ReasonMailFailed            = "MailFailed"
+	ReasonLinkRequestDeferred   = "LinkRequestDeferred"
 )
 
 // LinkInput is what decides whether a pass emails a link.
@@ -109,6 +110,17 @@ func resetAction(in linkState) linkAction {
 		a.Send = true
 	}
 	return a
+}
+
+// requestLimited reports whether a requested link must wait, and until
+// when: a request annotation sets off at most perHour emails of a purpose
+// per User in an hour, so that annotating in a loop cannot flood a person's
+// mailbox. Zero perHour sets no limit.
+func requestLimited(in linkState, now time.Time, perHour int32) (time.Time, bool) {
+	if perHour <= 0 || !in.requested() || in.Record == nil || in.Record.SentInHour(now) < perHour {
+		return time.Time{}, false
+	}
+	return in.Record.HourEnds(), true
 }
 
 // InvitationCondition says where the invitation stands, or nil when there is

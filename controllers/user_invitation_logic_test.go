@@ -173,3 +173,33 @@ func TestInvitationStatus(t *testing.T) {
 		t.Errorf("InvitationStatus (-want +got):\n%s", diff)
 	}
 }
+
+func TestRequestLimited(t *testing.T) {
+	now := time.Date(2026, 3, 2, 10, 30, 0, 0, time.UTC)
+	sent := func(start time.Time, n int32) *invitation.Record {
+		return &invitation.Record{HourStart: start, HourCount: n}
+	}
+	cases := []struct {
+		name      string
+		in        linkState
+		wantUntil time.Time
+		wantLimit bool
+	}{
+		{"no request", linkState{Record: sent(now.Add(-time.Minute), 9)}, time.Time{}, false},
+		{"under the limit", linkState{Request: "b", LastHandled: "a", Record: sent(now.Add(-time.Minute), 2)}, time.Time{}, false},
+		{"at the limit", linkState{Request: "b", LastHandled: "a", Record: sent(now.Add(-time.Minute), 3)}, now.Add(59 * time.Minute), true},
+		{"the hour is over", linkState{Request: "b", LastHandled: "a", Record: sent(now.Add(-time.Hour), 3)}, time.Time{}, false},
+		{"no record yet", linkState{Request: "b"}, time.Time{}, false},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			until, limited := requestLimited(tc.in, now, 3)
+			if diff := cmp.Diff([]any{tc.wantUntil, tc.wantLimit}, []any{until, limited}); diff != "" {
+				t.Errorf("requestLimited (-want +got):\n%s", diff)
+			}
+		})
+	}
+	if _, limited := requestLimited(linkState{Request: "b", Record: sent(now, 100)}, now, 0); limited {
+		t.Error("zero per hour should set no limit")
+	}
+}

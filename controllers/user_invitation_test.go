@@ -3,6 +3,7 @@ package controllers_test
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/cookiejar"
@@ -663,4 +664,30 @@ func TestZZNoTokenOrPasswordAppears(t *testing.T) {
 		}
 		g.Expect(text).NotTo(ContainSubstring("/invitation/"+string(users.Items[0].UID)+"."), "a link in %s", where)
 	}
+}
+
+// Request annotations set off at most linksPerHour emails of a purpose per
+// User and hour; a request beyond waits, still pending, for the hour to end.
+func TestLinkRequestsAreLimitedPerHour(t *testing.T) {
+	g := NewWithT(t)
+	ns := newNamespace(t)
+	addr := "flood@" + ns + ".example.com"
+	g.Expect(k8s.Create(t.Context(), newUser(ns, "flood", addr))).To(Succeed())
+	waitForEmails(t, addr, "invitation", 1)
+	for i := 2; i <= linksPerHour; i++ {
+		request := fmt.Sprintf("again-%d", i)
+		annotate(t, ns, "flood", v1alpha1.ResendInvitationAnnotation, request)
+		waitFor(t, ns, "flood", func(g Gomega, u *v1alpha1.User) {
+			g.Expect(u.Status.LastHandledResendInvitation).To(Equal(request))
+		})
+	}
+	waitForEmails(t, addr, "invitation", linksPerHour)
+
+	annotate(t, ns, "flood", v1alpha1.ResendInvitationAnnotation, "one-too-many")
+	g.Eventually(func(g Gomega) []string { return eventReasons(g, ns, "flood") }, timeout, tick).
+		Should(ContainElement(controllers.ReasonLinkRequestDeferred))
+	settle(t, ns)
+	g.Expect(smtpServer.MessagesTo(addr)).To(HaveLen(linksPerHour), "no email beyond the limit")
+	got := get(g, t.Context(), ns, "flood")
+	g.Expect(got.Status.LastHandledResendInvitation).To(Equal(fmt.Sprintf("again-%d", linksPerHour)), "the request stays pending")
 }

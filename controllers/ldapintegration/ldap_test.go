@@ -283,3 +283,40 @@ func TestGroupMembersAsMemberDNs(t *testing.T) {
 		g.Expect(entry(t, storeID, "member").GetAttributeValues("member")).To(ConsistOf(dns[0], ldaptest.GroupsDN))
 	}, timeout, tick).Should(Succeed())
 }
+
+// A changed bind password in the store's Secret is used without a restart:
+// a wrong one shows on the IdentityStore, and the right one again brings it
+// back, and the Users with it.
+func TestChangedSecretIsUsedWithoutRestart(t *testing.T) {
+	g := NewWithT(t)
+	// The helpers also run in the cleanup, after t.Context() has ended.
+	ctx := context.Background()
+	setPassword := func(pw string) {
+		g.Eventually(func(g Gomega) {
+			var s corev1.Secret
+			g.Expect(k8s.Get(ctx, types.NamespacedName{Namespace: controllerstest.OperatorNamespace, Name: "ldap-bind"}, &s)).To(Succeed())
+			s.Data = map[string][]byte{"password": []byte(pw)}
+			g.Expect(k8s.Update(ctx, &s)).To(Succeed())
+		}, timeout, tick).Should(Succeed())
+	}
+	storeReady := func(want metav1.ConditionStatus, message string) {
+		g.Eventually(func(g Gomega) {
+			var ids v1alpha1.IdentityStore
+			g.Expect(k8s.Get(ctx, types.NamespacedName{Name: "ldap"}, &ids)).To(Succeed())
+			ready := meta.FindStatusCondition(ids.Status.Conditions, v1alpha1.ConditionReady)
+			g.Expect(ready).NotTo(BeNil())
+			g.Expect(ready.Status).To(Equal(want))
+			g.Expect(ready.Message).To(ContainSubstring(message))
+		}, timeout, tick).Should(Succeed())
+	}
+	t.Cleanup(func() { setPassword(slapd.AdminPassword); storeReady(metav1.ConditionTrue, "answers") })
+
+	setPassword("not-the-password")
+	storeReady(metav1.ConditionFalse, "Invalid Credentials")
+
+	setPassword(slapd.AdminPassword)
+	storeReady(metav1.ConditionTrue, "answers")
+	ns := newNamespace(t)
+	name := controllerstest.CreateUsers(t, k8s, ns, "rotated", 1)[0]
+	waitForUser(t, ns, name, hasPhase(v1alpha1.UserInvited))
+}

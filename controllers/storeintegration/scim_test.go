@@ -20,6 +20,8 @@ import (
 	"roster.dev/roster/controllers"
 	"roster.dev/roster/controllers/controllerstest"
 	"roster.dev/roster/internal/store"
+	"roster.dev/roster/internal/store/ldap"
+	"roster.dev/roster/internal/store/ldap/ldaptest"
 	"roster.dev/roster/internal/store/scim"
 	"roster.dev/roster/internal/store/scim/scimtest"
 	"roster.dev/roster/internal/testenv"
@@ -106,6 +108,7 @@ func TestSCIMStore(t *testing.T) {
 	t.Run("Lifecycle", s.testLifecycle)
 	t.Run("OutageAndThrottlingMidSync", s.testOutageAndThrottlingMidSync)
 	t.Run("DriftIsCorrected", s.testDriftIsCorrected)
+	t.Run("BesideLDAP", s.testBesideLDAP)
 }
 
 func (s *scimSuite) namespace(t *testing.T) string {
@@ -194,4 +197,67 @@ func (s *scimSuite) testLifecycle(t *testing.T) {
 		_, err := st.GetUser(t.Context(), storeID)
 		g.Expect(errors.Is(err, store.ErrNotFound)).To(BeTrue(), "GetUser after delete: %v", err)
 	}, timeout, tick).Should(Succeed())
+}
+
+// testBesideLDAP serves two stores from one manager: a directory for one
+// namespace, the SCIM service for another, each User into its own store.
+func (s *scimSuite) testBesideLDAP(t *testing.T) {
+	g := NewWithT(t)
+	slapd := ldaptest.Start(t)
+	ldapNS, scimNS := s.namespace(t), s.namespace(t)
+	g.Expect(s.k8s.Create(t.Context(), &corev1.Secret{
+		ObjectMeta: metav1.ObjectMeta{Namespace: controllerstest.OperatorNamespace, Name: "directory-bind"},
+		StringData: map[string]string{"password": slapd.AdminPassword},
+	})).To(Succeed())
+	directory := &v1alpha1.IdentityStore{
+		ObjectMeta: metav1.ObjectMeta{Name: "directory"},
+		Spec: v1alpha1.IdentityStoreSpec{
+			LDAP: &v1alpha1.LDAPStoreSpec{
+				URL: slapd.URL, Insecure: true, BindDN: ldaptest.AdminDN, UsersDN: ldaptest.UsersDN, GroupsDN: ldaptest.GroupsDN,
+				BindPasswordSecretRef: v1alpha1.SecretKeyReference{Name: "directory-bind", Key: "password"},
+			},
+			Tenants: []v1alpha1.TenantRule{{Namespaces: []string{ldapNS}, EmailDomains: []string{"*"}, Roles: []string{"*"}}},
+		},
+	}
+	g.Expect(controllerstest.CreateStore(t.Context(), s.k8s, directory, timeout)).To(Succeed())
+
+	inLDAP := &v1alpha1.User{
+		ObjectMeta: metav1.ObjectMeta{Namespace: ldapNS, Name: "lin"},
+		Spec: v1alpha1.UserSpec{Email: "lin@" + ldapNS + ".example.com", FirstName: "Lin", LastName: "Directory",
+			StoreRef: &v1alpha1.StoreReference{Name: "directory"}},
+	}
+	inSCIM := &v1alpha1.User{
+		ObjectMeta: metav1.ObjectMeta{Namespace: scimNS, Name: "sam"},
+		Spec:       v1alpha1.UserSpec{Email: "sam@" + scimNS + ".example.com", FirstName: "Sam", LastName: "Service"},
+	}
+	for _, u := range []*v1alpha1.User{inLDAP, inSCIM} {
+		g.Expect(s.k8s.Create(t.Context(), u)).To(Succeed())
+	}
+	for _, u := range []*v1alpha1.User{inLDAP, inSCIM} {
+		g.Eventually(func(g Gomega) {
+			var got v1alpha1.User
+			g.Expect(s.k8s.Get(t.Context(), client.ObjectKeyFromObject(u), &got)).To(Succeed())
+			g.Expect(got.Status.Phase).To(Equal(v1alpha1.UserInvited))
+		}, timeout, tick).Should(Succeed())
+	}
+
+	cfg, err := ldap.ParseConfig([]byte(slapd.StoreConfig()))
+	g.Expect(err).NotTo(HaveOccurred())
+	dir, err := ldap.Open(cfg)
+	g.Expect(err).NotTo(HaveOccurred())
+	t.Cleanup(func() { _ = dir.Close() })
+	_, err = dir.FindUserByEmail(t.Context(), inLDAP.Spec.Email)
+	g.Expect(err).NotTo(HaveOccurred(), "the directory holds the directory's User")
+	_, err = dir.FindUserByEmail(t.Context(), inSCIM.Spec.Email)
+	g.Expect(errors.Is(err, store.ErrNotFound)).To(BeTrue(), "and not the service's")
+	_, err = s.st.FindUserByEmail(t.Context(), inSCIM.Spec.Email)
+	g.Expect(err).NotTo(HaveOccurred(), "the service holds the service's User")
+	_, err = s.st.FindUserByEmail(t.Context(), inLDAP.Spec.Email)
+	g.Expect(errors.Is(err, store.ErrNotFound)).To(BeTrue(), "and not the directory's")
+
+	g.Expect(s.k8s.Delete(t.Context(), inLDAP)).To(Succeed())
+	g.Eventually(func() error {
+		_, err := dir.FindUserByEmail(t.Context(), inLDAP.Spec.Email)
+		return err
+	}, timeout, tick).Should(MatchError(store.ErrNotFound))
 }

@@ -116,6 +116,10 @@ type Record struct {
 	SentAt time.Time
 	// SendCount counts the emails sent for this purpose.
 	SendCount int32
+	// HourStart and HourCount count the emails sent in the hour that
+	// started at HourStart, for the limit on requested links.
+	HourStart time.Time
+	HourCount int32
 	// Request is the request annotation's value the newest token answered.
 	Request string
 	// UsedAt is when a person submitted the token; CompletedAt is when the
@@ -176,7 +180,23 @@ func (r *Record) Issue(t Token, now time.Time, ttl time.Duration) {
 func (r *Record) MarkSent(now time.Time, request string) {
 	r.SentAt, r.Request = seconds(now), request
 	r.SendCount++
+	if r.SentInHour(now) == 0 {
+		r.HourStart, r.HourCount = seconds(now), 0
+	}
+	r.HourCount++
 }
+
+// SentInHour is how many emails were sent in the hour now falls in, and
+// HourEnds when that hour ends.
+func (r Record) SentInHour(now time.Time) int32 {
+	if r.HourStart.IsZero() || !now.Before(r.HourEnds()) {
+		return 0
+	}
+	return r.HourCount
+}
+
+// HourEnds is when the hour of HourStart ends.
+func (r Record) HourEnds() time.Time { return r.HourStart.Add(time.Hour) }
 
 // Revoke makes the outstanding token unusable.
 func (r *Record) Revoke(now time.Time) {
@@ -213,6 +233,8 @@ const (
 	keyUsedAt      = "usedAt"
 	keyCompletedAt = "completedAt"
 	keyRevokedAt   = "revokedAt"
+	keyHourStart   = "hourStart"
+	keyHourCount   = "hourCount"
 )
 
 // ReadRecord reads the record a Secret holds.
@@ -227,7 +249,7 @@ func ReadRecord(s *corev1.Secret) (Record, error) {
 	}
 	for key, dst := range map[string]*time.Time{
 		keyIssuedAt: &r.IssuedAt, keyExpiresAt: &r.ExpiresAt, keySentAt: &r.SentAt,
-		keyUsedAt: &r.UsedAt, keyCompletedAt: &r.CompletedAt, keyRevokedAt: &r.RevokedAt,
+		keyUsedAt: &r.UsedAt, keyCompletedAt: &r.CompletedAt, keyRevokedAt: &r.RevokedAt, keyHourStart: &r.HourStart,
 	} {
 		if v := d[key]; len(v) > 0 {
 			if *dst, err = time.Parse(time.RFC3339, string(v)); err != nil {
@@ -235,12 +257,14 @@ func ReadRecord(s *corev1.Secret) (Record, error) {
 			}
 		}
 	}
-	if v := d[keySendCount]; len(v) > 0 {
-		n, err := strconv.ParseInt(string(v), 10, 32)
-		if err != nil {
-			return r, fmt.Errorf("secret %s/%s: %s: %w", s.Namespace, s.Name, keySendCount, err)
+	for key, dst := range map[string]*int32{keySendCount: &r.SendCount, keyHourCount: &r.HourCount} {
+		if v := d[key]; len(v) > 0 {
+			n, err := strconv.ParseInt(string(v), 10, 32)
+			if err != nil {
+				return r, fmt.Errorf("secret %s/%s: %s: %w", s.Namespace, s.Name, key, err)
+			}
+			*dst = int32(n)
 		}
-		r.SendCount = int32(n)
 	}
 	r.Request = string(d[keyRequest])
 	return r, nil
@@ -254,7 +278,7 @@ func (r Record) WriteTo(s *corev1.Secret) {
 	}
 	for key, t := range map[string]time.Time{
 		keyIssuedAt: r.IssuedAt, keyExpiresAt: r.ExpiresAt, keySentAt: r.SentAt,
-		keyUsedAt: r.UsedAt, keyCompletedAt: r.CompletedAt, keyRevokedAt: r.RevokedAt,
+		keyUsedAt: r.UsedAt, keyCompletedAt: r.CompletedAt, keyRevokedAt: r.RevokedAt, keyHourStart: r.HourStart,
 	} {
 		if !t.IsZero() {
 			d[key] = []byte(t.UTC().Format(time.RFC3339))
@@ -262,6 +286,9 @@ func (r Record) WriteTo(s *corev1.Secret) {
 	}
 	if r.SendCount > 0 {
 		d[keySendCount] = []byte(strconv.Itoa(int(r.SendCount)))
+	}
+	if r.HourCount > 0 {
+		d[keyHourCount] = []byte(strconv.Itoa(int(r.HourCount)))
 	}
 	if r.Request != "" {
 		d[keyRequest] = []byte(r.Request)
