@@ -10,6 +10,7 @@ import (
 	"golang.org/x/time/rate"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/tools/events"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/builder"
@@ -56,6 +57,9 @@ const (
 	ReasonWaitingForStore = "WaitingForStore"
 	ReasonInUse           = "InUse"
 	ReasonDefaultConflict = "DefaultConflict"
+
+	ReasonDeactivationEnforced    = "Enforced"
+	ReasonDeactivationNotEnforced = "NotEnforcedByStore"
 )
 
 // +kubebuilder:rbac:groups=iam.roster.dev,resources=identitystores,verbs=get;list;watch;update;patch
@@ -133,7 +137,13 @@ func (r *IdentityStoreReconciler) ensureOpen(ctx context.Context, ids *v1alpha1.
 	if rl := ids.Spec.RateLimit; rl != nil {
 		limiter = rate.NewLimiter(rate.Limit(rl.QPS), int(max(rl.Burst, rl.QPS)))
 	}
-	h := &stores.Handle{Name: ids.Name, Store: store.Instrument(ids.Name, backend, r.Metrics, limiter), Spec: ids.Spec, Deactivation: true}
+	enforced, err := probeDeactivation(ctx, backend)
+	if err != nil {
+		_ = backend.Close()
+		r.fail(ids, pass, fmt.Errorf("checking whether the store enforces deactivation: %w", err))
+		return err
+	}
+	h := &stores.Handle{Name: ids.Name, Store: store.Instrument(ids.Name, backend, r.Metrics, limiter), Spec: ids.Spec, Deactivation: enforced}
 	if old := r.Stores.Put(h); old != nil {
 		_ = old.Close()
 	}
@@ -154,6 +164,22 @@ func (r *IdentityStoreReconciler) check(ctx context.Context, ids *v1alpha1.Ident
 		return err
 	}
 	return nil
+}
+
+// deactivationProber is a store that can check whether it really refuses
+// a deactivated user, rather than only recording the lock.
+type deactivationProber interface {
+	ProbeDeactivation(ctx context.Context) (bool, error)
+}
+
+// probeDeactivation asks the store, when it can tell, whether deactivating
+// a user stops them logging in; stores that cannot tell are taken at their
+// word.
+func probeDeactivation(ctx context.Context, s store.Store) (bool, error) {
+	if p, ok := s.(deactivationProber); ok {
+		return p.ProbeDeactivation(ctx)
+	}
+	return true, nil
 }
 
 // fail takes the store out of use and says why.
@@ -238,6 +264,13 @@ func (r *IdentityStoreReconciler) computeStatus(ids *v1alpha1.IdentityStore, pas
 	if h := pass.handle; h != nil {
 		caps := h.Capabilities()
 		st.Capabilities = &v1alpha1.StoreCapabilities{Passwords: caps.Passwords, Logins: caps.LoginTimes, Deactivation: h.Deactivation}
+		enforced := metav1.Condition{Type: v1alpha1.ConditionDeactivationEnforced, Status: metav1.ConditionTrue,
+			Reason: ReasonDeactivationEnforced, Message: "A deactivated user cannot log in.", ObservedGeneration: ids.Generation}
+		if !h.Deactivation {
+			enforced.Status, enforced.Reason = metav1.ConditionFalse, ReasonDeactivationNotEnforced
+			enforced.Message = "The store accepted the password of a user it holds as locked: no password policy enforces the lock, so deactivated Users can still log in. Configure one (for OpenLDAP, ppolicy with pwdLockout: TRUE)."
+		}
+		meta.SetStatusCondition(&st.Conditions, enforced)
 	}
 	if pass.summary == nil {
 		switch {

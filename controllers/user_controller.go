@@ -8,6 +8,8 @@ import (
 	"strings"
 
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/tools/events"
 	"k8s.io/utils/clock"
 	ctrl "sigs.k8s.io/controller-runtime"
@@ -371,6 +373,7 @@ func (r *UserReconciler) computeStatus(user *v1alpha1.User, pass *userPass, err 
 		st.Phase = v1alpha1.UserPending
 	}
 	r.computeLinkStatus(user, pass)
+	setDeactivationCondition(user, pass)
 	if pass.groupsResolved {
 		st.Groups = pass.groups
 	}
@@ -414,4 +417,18 @@ func (r *UserReconciler) SetupWithManager(mgr ctrl.Manager) error {
 		}
 	}
 	return b.Complete(r)
+}
+
+// setDeactivationCondition says, on a deactivated User, when its store was
+// found not to enforce the lock: Inactive there does not stop a login.
+func setDeactivationCondition(user *v1alpha1.User, pass *userPass) {
+	if pass.store == nil || !user.IsDeactivated() || pass.store.Deactivation {
+		meta.RemoveStatusCondition(&user.Status.Conditions, v1alpha1.ConditionDeactivationEnforced)
+		return
+	}
+	meta.SetStatusCondition(&user.Status.Conditions, metav1.Condition{
+		Type: v1alpha1.ConditionDeactivationEnforced, Status: metav1.ConditionFalse, ObservedGeneration: user.Generation,
+		Reason:  ReasonDeactivationNotEnforced,
+		Message: fmt.Sprintf("The user is locked in IdentityStore %s, but that store does not enforce the lock: they can still log in until its administrators configure a password policy.", pass.store.Name),
+	})
 }

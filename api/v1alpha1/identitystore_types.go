@@ -10,7 +10,8 @@ import (
 const (
 	// ConditionDeactivationEnforced is False when the store accepts the
 	// password of a user Roster locked: deactivating a User there does not
-	// stop them logging in.
+	// stop them logging in. A deactivated User in such a store carries it
+	// too.
 	ConditionDeactivationEnforced = "DeactivationEnforced"
 )
 

@@ -10,6 +10,7 @@ import (
 	. "github.com/onsi/gomega"
 	"github.com/prometheus/client_golang/prometheus"
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/utils/ptr"
 	ctrl "sigs.k8s.io/controller-runtime"
@@ -109,6 +110,7 @@ func TestSCIMStore(t *testing.T) {
 	t.Run("OutageAndThrottlingMidSync", s.testOutageAndThrottlingMidSync)
 	t.Run("DriftIsCorrected", s.testDriftIsCorrected)
 	t.Run("BesideLDAP", s.testBesideLDAP)
+	t.Run("LockNotEnforced", s.testLockNotEnforced)
 }
 
 func (s *scimSuite) namespace(t *testing.T) string {
@@ -260,4 +262,49 @@ func (s *scimSuite) testBesideLDAP(t *testing.T) {
 		_, err := dir.FindUserByEmail(t.Context(), inLDAP.Spec.Email)
 		return err
 	}, timeout, tick).Should(MatchError(store.ErrNotFound))
+}
+
+// testLockNotEnforced declares a directory whose lock is stored but not
+// enforced (no password policy): the IdentityStore finds it out by trying,
+// and a deactivated User says it can still log in.
+func (s *scimSuite) testLockNotEnforced(t *testing.T) {
+	g := NewWithT(t)
+	slapd := ldaptest.StartWithoutPolicy(t)
+	ns := s.namespace(t)
+	g.Expect(s.k8s.Create(t.Context(), &corev1.Secret{
+		ObjectMeta: metav1.ObjectMeta{Namespace: controllerstest.OperatorNamespace, Name: "lax-bind"},
+		StringData: map[string]string{"password": slapd.AdminPassword},
+	})).To(Succeed())
+	lax := &v1alpha1.IdentityStore{
+		ObjectMeta: metav1.ObjectMeta{Name: "lax"},
+		Spec: v1alpha1.IdentityStoreSpec{
+			LDAP: &v1alpha1.LDAPStoreSpec{
+				URL: slapd.URL, Insecure: true, BindDN: ldaptest.AdminDN, UsersDN: ldaptest.UsersDN, GroupsDN: ldaptest.GroupsDN,
+				BindPasswordSecretRef: v1alpha1.SecretKeyReference{Name: "lax-bind", Key: "password"},
+			},
+			Tenants: []v1alpha1.TenantRule{{Namespaces: []string{ns}, EmailDomains: []string{"*"}, Roles: []string{"*"}}},
+		},
+	}
+	g.Expect(controllerstest.CreateStore(t.Context(), s.k8s, lax, timeout)).To(Succeed())
+	var got v1alpha1.IdentityStore
+	g.Expect(s.k8s.Get(t.Context(), client.ObjectKeyFromObject(lax), &got)).To(Succeed())
+	g.Expect(got.Status.Capabilities).NotTo(BeNil())
+	g.Expect(got.Status.Capabilities.Deactivation).To(BeFalse())
+	g.Expect(meta.IsStatusConditionFalse(got.Status.Conditions, v1alpha1.ConditionDeactivationEnforced)).To(BeTrue())
+
+	u := &v1alpha1.User{
+		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "locked"},
+		Spec: v1alpha1.UserSpec{Email: "locked@" + ns + ".example.com", FirstName: "Still", LastName: "Able",
+			StoreRef: &v1alpha1.StoreReference{Name: "lax"}, Deactivated: ptr.To(true)},
+	}
+	g.Expect(s.k8s.Create(t.Context(), u)).To(Succeed())
+	g.Eventually(func(g Gomega) {
+		var cur v1alpha1.User
+		g.Expect(s.k8s.Get(t.Context(), client.ObjectKeyFromObject(u), &cur)).To(Succeed())
+		g.Expect(cur.Status.Phase).To(Equal(v1alpha1.UserInactive))
+		c := meta.FindStatusCondition(cur.Status.Conditions, v1alpha1.ConditionDeactivationEnforced)
+		g.Expect(c).NotTo(BeNil())
+		g.Expect(c.Status).To(Equal(metav1.ConditionFalse))
+		g.Expect(c.Message).To(ContainSubstring("can still log in"))
+	}, timeout, tick).Should(Succeed())
 }

@@ -49,6 +49,9 @@ type Server struct {
 	CAFile string
 
 	dir, bin, conf string
+	// noPolicy leaves the ppolicy overlay out: the lock attribute is then
+	// stored but not enforced, as in a directory with its stock settings.
+	noPolicy bool
 
 	mu     sync.Mutex // guards the fields below
 	cmd    *exec.Cmd
@@ -71,7 +74,14 @@ func Binary() (string, error) {
 const ModuleDir = "/usr/lib/ldap"
 
 // Start starts a slapd for the test and stops it when the test ends.
-func Start(t testing.TB) *Server {
+func Start(t testing.TB) *Server { return startForTest(t, false) }
+
+// StartWithoutPolicy starts a slapd without a password policy: a locked
+// user's password still binds, as in a directory whose lock is not
+// enforced.
+func StartWithoutPolicy(t testing.TB) *Server { return startForTest(t, true) }
+
+func startForTest(t testing.TB, noPolicy bool) *Server {
 	t.Helper()
 	bin, err := Binary()
 	if err != nil {
@@ -80,7 +90,7 @@ func Start(t testing.TB) *Server {
 		}
 		t.Skipf("slapd is not installed (apt-get install slapd ldap-utils): %v", err)
 	}
-	s, err := start(bin, t.TempDir())
+	s, err := start(bin, t.TempDir(), noPolicy)
 	if err != nil {
 		t.Fatalf("starting slapd: %v", err)
 	}
@@ -100,13 +110,13 @@ func StartIn(dir string) (*Server, error) {
 	if err != nil {
 		return nil, fmt.Errorf("slapd is not installed (apt-get install slapd ldap-utils): %w", err)
 	}
-	return start(bin, dir)
+	return start(bin, dir, false)
 }
 
-func start(bin, dir string) (*Server, error) {
+func start(bin, dir string, noPolicy bool) (*Server, error) {
 	pw := make([]byte, 16)
 	_, _ = rand.Read(pw)
-	s := &Server{AdminPassword: hex.EncodeToString(pw), dir: dir, PasswordFile: filepath.Join(dir, "admin-password")}
+	s := &Server{AdminPassword: hex.EncodeToString(pw), dir: dir, PasswordFile: filepath.Join(dir, "admin-password"), noPolicy: noPolicy}
 	if err := os.WriteFile(s.PasswordFile, []byte(s.AdminPassword+"\n"), 0o600); err != nil {
 		return nil, err
 	}
@@ -301,11 +311,10 @@ dbnosync
 index objectClass eq
 index uid,mail,cn,member,uniqueIdentifier,employeeNumber eq
 
-overlay ppolicy
-ppolicy_default "%[6]s"
+%[7]s
 
 overlay lastbind
-`, s.dir, ModuleDir, BaseDN, AdminDN, s.AdminPassword, DefaultPolicyDN)
+`, s.dir, ModuleDir, BaseDN, AdminDN, s.AdminPassword, DefaultPolicyDN, s.policyOverlay())
 }
 
 const baseEntries = `dn: ` + BaseDN + `
@@ -336,3 +345,12 @@ pwdMaxFailure: 0
 pwdMustChange: FALSE
 pwdAllowUserChange: TRUE
 `
+
+// policyOverlay is the ppolicy overlay's configuration, or nothing for a
+// server without a password policy.
+func (s *Server) policyOverlay() string {
+	if s.noPolicy {
+		return "# No password policy: the lock attribute is not enforced."
+	}
+	return "overlay ppolicy\nppolicy_default \"" + DefaultPolicyDN + "\""
+}
