@@ -51,6 +51,9 @@ func (s *Store) group(e *ldapv3.Entry) store.Group {
 
 // GetGroup implements store.Store.
 func (s *Store) GetGroup(ctx context.Context, id string) (store.Group, error) {
+	if !under(id, s.cfg.GroupsDN) {
+		return store.Group{}, outside("group", id, "groupsDN")
+	}
 	e, err := s.searchOne(ctx, id, ldapv3.ScopeBaseObject, s.groupFilter(), s.groupAttributes())
 	if err != nil {
 		return store.Group{}, fmt.Errorf("group %q: %w", id, err)
@@ -209,6 +212,9 @@ func (s *Store) UpdateGroup(ctx context.Context, id string, update store.GroupUp
 // returned (Active Directory) hand out member in ranges, read one after
 // the other.
 func (s *Store) ListGroupMembers(ctx context.Context, id string) ([]string, error) {
+	if !under(id, s.cfg.GroupsDN) {
+		return nil, outside("group", id, "groupsDN")
+	}
 	attr := s.cfg.MemberAttribute
 	e, err := s.searchOne(ctx, id, ldapv3.ScopeBaseObject, s.groupFilter(), []string{attr})
 	if err != nil {
@@ -265,6 +271,9 @@ func rangeNext(e *ldapv3.Entry, attr string) (int, bool) {
 // UpdateGroupMembers implements store.Store: one modify adding and deleting
 // member values, so the directory applies all of it or none.
 func (s *Store) UpdateGroupMembers(ctx context.Context, id string, diff store.MemberDiff) error {
+	if !under(id, s.cfg.GroupsDN) {
+		return outside("group", id, "groupsDN")
+	}
 	add, remove := s.dedupe(diff.Add), s.dedupe(diff.Remove)
 	if len(add) == 0 && len(remove) == 0 {
 		return nil

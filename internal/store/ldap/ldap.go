@@ -149,8 +149,29 @@ func (s *Store) ListUsers(ctx context.Context, page func([]store.User) error) er
 	return nil
 }
 
+// under reports whether dn names an entry below base. Roster reads and
+// writes users only under usersDN and groups only under groupsDN: an ID
+// from anywhere else (a status someone edited, say) names nothing of
+// Roster's, and is not found.
+func under(dn, base string) bool {
+	d, err := ldapv3.ParseDN(dn)
+	if err != nil {
+		return false
+	}
+	b, err := ldapv3.ParseDN(base)
+	return err == nil && b.AncestorOfFold(d)
+}
+
+// outside is the error for an ID outside the subtree Roster manages.
+func outside(kind, id, field string) error {
+	return fmt.Errorf("%s %q is not under %s: %w", kind, id, field, store.ErrNotFound)
+}
+
 // GetUser implements store.Store.
 func (s *Store) GetUser(ctx context.Context, id string) (store.User, error) {
+	if !under(id, s.cfg.UsersDN) {
+		return store.User{}, outside("user", id, "usersDN")
+	}
 	e, err := s.searchOne(ctx, id, ldapv3.ScopeBaseObject, s.userFilter(), s.userAttributes())
 	if err != nil {
 		return store.User{}, fmt.Errorf("user %q: %w", id, err)
@@ -374,6 +395,9 @@ func parseTime(v string) (time.Time, bool) {
 // UpdateUser implements store.Store. It reads the entry and writes, in one
 // modify, only the attributes whose value the update changes.
 func (s *Store) UpdateUser(ctx context.Context, id string, update store.UserUpdate) (store.User, error) {
+	if !under(id, s.cfg.UsersDN) {
+		return store.User{}, outside("user", id, "usersDN")
+	}
 	e, err := s.searchOne(ctx, id, ldapv3.ScopeBaseObject, s.userFilter(), append(s.userAttributes(), "cn"))
 	if err != nil {
 		return store.User{}, fmt.Errorf("user %q: %w", id, err)
