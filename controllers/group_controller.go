@@ -238,13 +238,7 @@ func (r *GroupReconciler) syncMembers(ctx context.Context, group *v1alpha1.Group
 	if err != nil {
 		return err
 	}
-	diff := store.MembershipDiff(pass.membership.StoreIDs, observed)
-	if len(pass.membership.Pending) > 0 {
-		// A member whose store ID is not known yet (not provisioned, or its
-		// status lost) may be among the observed members: remove nobody
-		// until every member's ID is known.
-		diff.Remove = nil
-	}
+	diff := membershipUpdate(pass.membership, observed)
 	if diff.IsEmpty() {
 		return nil
 	}

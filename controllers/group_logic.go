@@ -74,3 +74,15 @@ func nameList(names []string, max int) string {
 func groupHoldsBefore(a, b *v1alpha1.Group) bool {
 	return holdsBefore(a, b, a.Status.StoreID != "", b.Status.StoreID != "")
 }
+
+// membershipUpdate is what brings the store group's observed members to
+// the effective ones. A member whose store ID is not known yet (not
+// provisioned, or its status lost) may be among the observed members, so
+// while any is, nobody is removed: an unknown ID means "leave alone".
+func membershipUpdate(m *memberSet, observed []string) store.MemberDiff {
+	diff := store.MembershipDiff(m.StoreIDs, observed)
+	if len(m.Pending) > 0 {
+		diff.Remove = nil
+	}
+	return diff
+}

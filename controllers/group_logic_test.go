@@ -11,6 +11,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"roster.dev/roster/api/v1alpha1"
+	"roster.dev/roster/internal/store"
 )
 
 func user(name, storeID string, labels map[string]string, groups ...string) *v1alpha1.User {
@@ -296,6 +297,27 @@ func TestMembershipMayDiffer(t *testing.T) {
 			tc.mutate(after)
 			if got := membershipMayDiffer(base, after); got != tc.want {
 				t.Errorf("membershipMayDiffer() = %v, want %v", got, tc.want)
+			}
+		})
+	}
+}
+
+func TestMembershipUpdate(t *testing.T) {
+	cases := []struct {
+		name     string
+		m        memberSet
+		observed []string
+		want     store.MemberDiff
+	}{
+		{"adds and removes", memberSet{StoreIDs: []string{"a", "b"}}, []string{"b", "c"}, store.MemberDiff{Add: []string{"a"}, Remove: []string{"c"}}},
+		{"a member's ID unknown: removes nobody", memberSet{StoreIDs: []string{"a"}, Pending: []string{"ada"}}, []string{"c"},
+			store.MemberDiff{Add: []string{"a"}}},
+		{"in step", memberSet{StoreIDs: []string{"a"}}, []string{"a"}, store.MemberDiff{}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			if diff := cmp.Diff(tc.want, membershipUpdate(&tc.m, tc.observed), cmpopts.EquateEmpty()); diff != "" {
+				t.Errorf("membershipUpdate (-want +got):\n%s", diff)
 			}
 		})
 	}

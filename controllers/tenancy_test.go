@@ -1,6 +1,7 @@
 package controllers_test
 
 import (
+	"context"
 	"errors"
 	"net/http"
 	"net/url"
@@ -8,6 +9,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	admissionv1 "k8s.io/api/admissionregistration/v1"
 
 	. "github.com/onsi/gomega"
 	corev1 "k8s.io/api/core/v1"
@@ -260,4 +263,58 @@ func TestForgedTokenRecordIsIgnored(t *testing.T) {
 	}
 	status, _ := newPage(t).get(genuine)
 	g.Expect(status).To(Equal(http.StatusOK), "the genuine link still works")
+}
+
+// The shipped ValidatingAdmissionPolicy refuses at admission what the rules
+// refuse, so that kubectl apply shows it. The suite binds it only in
+// namespaces labelled for this test, so that the other tests see the
+// controllers' own refusals.
+func TestAdmissionPolicyRefusesWhatTheRulesRefuse(t *testing.T) {
+	g := NewWithT(t)
+	raw, err := os.ReadFile("../config/policy/tenancy.yaml")
+	g.Expect(err).NotTo(HaveOccurred())
+	docs := strings.Split(string(raw), "\n---\n")
+	var policy admissionv1.ValidatingAdmissionPolicy
+	var binding admissionv1.ValidatingAdmissionPolicyBinding
+	g.Expect(yaml.Unmarshal([]byte(docs[0]), &policy)).To(Succeed())
+	g.Expect(yaml.Unmarshal([]byte(docs[1]), &binding)).To(Succeed())
+	binding.Spec.MatchResources = &admissionv1.MatchResources{
+		NamespaceSelector: &metav1.LabelSelector{MatchLabels: map[string]string{"roster.dev/admission-test": "true"}},
+	}
+	for _, obj := range []client.Object{&policy, &binding} {
+		g.Expect(k8s.Create(t.Context(), obj)).To(Succeed())
+		t.Cleanup(func() { _ = k8s.Delete(context.Background(), obj) })
+	}
+
+	ten := newTenant(t)
+	storeName := restrictedStore(t, ten.ns)
+	var ns corev1.Namespace
+	g.Expect(k8s.Get(t.Context(), client.ObjectKey{Name: ten.ns}, &ns)).To(Succeed())
+	ns.Labels["roster.dev/admission-test"] = "true"
+	g.Expect(k8s.Update(t.Context(), &ns)).To(Succeed())
+	ref := &v1alpha1.StoreReference{Name: storeName}
+
+	user := func(name, email, role string) *v1alpha1.User {
+		u := newUser(ten.ns, name, email)
+		u.Spec.StoreRef, u.Spec.Role = ref, role
+		return u
+	}
+	// The API server compiles the policy and starts using it shortly after
+	// it is created: retry until a refusal shows.
+	g.Eventually(func() error {
+		return ten.c.Create(t.Context(), user("outside", "someone@corp.example.com", ""), client.DryRunAll)
+	}, timeout, tick).Should(MatchError(ContainSubstring("does not allow namespace " + ten.ns + " addresses at corp.example.com")))
+	g.Expect(ten.c.Create(t.Context(), user("admin", "admin@"+ten.ns+".example.com", "Admin"))).
+		To(MatchError(ContainSubstring("the role Admin (spec.role)")))
+	g.Expect(ten.c.Create(t.Context(), user("fine", "fine@"+ten.ns+".example.com", "Member"))).To(Succeed())
+
+	// A namespace the store's rules do not select.
+	other := newTenant(t)
+	g.Expect(k8s.Get(t.Context(), client.ObjectKey{Name: other.ns}, &ns)).To(Succeed())
+	ns.Labels["roster.dev/admission-test"] = "true"
+	g.Expect(k8s.Update(t.Context(), &ns)).To(Succeed())
+	stray := newUser(other.ns, "stray", "stray@"+ten.ns+".example.com")
+	stray.Spec.StoreRef = ref
+	g.Eventually(func() error { return other.c.Create(t.Context(), stray, client.DryRunAll) }, timeout, tick).
+		Should(MatchError(ContainSubstring("admits no resources from namespace " + other.ns)))
 }
