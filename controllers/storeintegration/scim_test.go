@@ -207,21 +207,7 @@ func (s *scimSuite) testBesideLDAP(t *testing.T) {
 	g := NewWithT(t)
 	slapd := ldaptest.Start(t)
 	ldapNS, scimNS := s.namespace(t), s.namespace(t)
-	g.Expect(s.k8s.Create(t.Context(), &corev1.Secret{
-		ObjectMeta: metav1.ObjectMeta{Namespace: controllerstest.OperatorNamespace, Name: "directory-bind"},
-		StringData: map[string]string{"password": slapd.AdminPassword},
-	})).To(Succeed())
-	directory := &v1alpha1.IdentityStore{
-		ObjectMeta: metav1.ObjectMeta{Name: "directory"},
-		Spec: v1alpha1.IdentityStoreSpec{
-			LDAP: &v1alpha1.LDAPStoreSpec{
-				URL: slapd.URL, Insecure: true, BindDN: ldaptest.AdminDN, UsersDN: ldaptest.UsersDN, GroupsDN: ldaptest.GroupsDN,
-				BindPasswordSecretRef: v1alpha1.SecretKeyReference{Name: "directory-bind", Key: "password"},
-			},
-			Tenants: []v1alpha1.TenantRule{{Namespaces: []string{ldapNS}, EmailDomains: []string{"*"}, Roles: []string{"*"}}},
-		},
-	}
-	g.Expect(controllerstest.CreateStore(t.Context(), s.k8s, directory, timeout)).To(Succeed())
+	s.declareLDAP(t, "directory", slapd, ldapNS)
 
 	inLDAP := &v1alpha1.User{
 		ObjectMeta: metav1.ObjectMeta{Namespace: ldapNS, Name: "lin"},
@@ -271,21 +257,7 @@ func (s *scimSuite) testLockNotEnforced(t *testing.T) {
 	g := NewWithT(t)
 	slapd := ldaptest.StartWithoutPolicy(t)
 	ns := s.namespace(t)
-	g.Expect(s.k8s.Create(t.Context(), &corev1.Secret{
-		ObjectMeta: metav1.ObjectMeta{Namespace: controllerstest.OperatorNamespace, Name: "lax-bind"},
-		StringData: map[string]string{"password": slapd.AdminPassword},
-	})).To(Succeed())
-	lax := &v1alpha1.IdentityStore{
-		ObjectMeta: metav1.ObjectMeta{Name: "lax"},
-		Spec: v1alpha1.IdentityStoreSpec{
-			LDAP: &v1alpha1.LDAPStoreSpec{
-				URL: slapd.URL, Insecure: true, BindDN: ldaptest.AdminDN, UsersDN: ldaptest.UsersDN, GroupsDN: ldaptest.GroupsDN,
-				BindPasswordSecretRef: v1alpha1.SecretKeyReference{Name: "lax-bind", Key: "password"},
-			},
-			Tenants: []v1alpha1.TenantRule{{Namespaces: []string{ns}, EmailDomains: []string{"*"}, Roles: []string{"*"}}},
-		},
-	}
-	g.Expect(controllerstest.CreateStore(t.Context(), s.k8s, lax, timeout)).To(Succeed())
+	lax := s.declareLDAP(t, "lax", slapd, ns)
 	var got v1alpha1.IdentityStore
 	g.Expect(s.k8s.Get(t.Context(), client.ObjectKeyFromObject(lax), &got)).To(Succeed())
 	g.Expect(got.Status.Capabilities).NotTo(BeNil())
@@ -307,4 +279,28 @@ func (s *scimSuite) testLockNotEnforced(t *testing.T) {
 		g.Expect(c.Status).To(Equal(metav1.ConditionFalse))
 		g.Expect(c.Message).To(ContainSubstring("can still log in"))
 	}, timeout, tick).Should(Succeed())
+}
+
+// declareLDAP declares the slapd as an IdentityStore named name, its bind
+// password in a Secret, admitting the namespace, and waits until it is
+// Ready.
+func (s *scimSuite) declareLDAP(t *testing.T, name string, slapd *ldaptest.Server, ns string) *v1alpha1.IdentityStore {
+	t.Helper()
+	g := NewWithT(t)
+	g.Expect(s.k8s.Create(t.Context(), &corev1.Secret{
+		ObjectMeta: metav1.ObjectMeta{Namespace: controllerstest.OperatorNamespace, Name: name + "-bind"},
+		StringData: map[string]string{"password": slapd.AdminPassword},
+	})).To(Succeed())
+	ids := &v1alpha1.IdentityStore{
+		ObjectMeta: metav1.ObjectMeta{Name: name},
+		Spec: v1alpha1.IdentityStoreSpec{
+			LDAP: &v1alpha1.LDAPStoreSpec{
+				URL: slapd.URL, Insecure: true, BindDN: ldaptest.AdminDN, UsersDN: ldaptest.UsersDN, GroupsDN: ldaptest.GroupsDN,
+				BindPasswordSecretRef: v1alpha1.SecretKeyReference{Name: name + "-bind", Key: "password"},
+			},
+			Tenants: []v1alpha1.TenantRule{{Namespaces: []string{ns}, EmailDomains: []string{"*"}, Roles: []string{"*"}}},
+		},
+	}
+	g.Expect(controllerstest.CreateStore(t.Context(), s.k8s, ids, timeout)).To(Succeed())
+	return ids
 }
