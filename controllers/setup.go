@@ -188,6 +188,10 @@ func Setup(mgr ctrl.Manager, deps Deps) (*Reconcilers, error) {
 			return nil, fmt.Errorf("setting up the %s controller: %w", name, err)
 		}
 	}
+	// Gauges of the objects' state, read from the cache at each scrape.
+	if err := deps.Registry.Register(newStateCollector(mgr.GetClient(), deps.Clock)); err != nil {
+		return nil, fmt.Errorf("registering the state gauges: %w", err)
+	}
 	if deps.Pages != nil {
 		if err := addPages(mgr, reg, deps.Namespace, *deps.Pages); err != nil {
 			return nil, err

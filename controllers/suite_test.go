@@ -44,7 +44,8 @@ var (
 	k8s              client.Client // reads straight from the API server
 	importReconciler *controllers.UserImportReconciler
 	reconcilers      *controllers.Reconcilers
-	restCfg          *rest.Config // the suite's admin connection
+	registry         = prometheus.NewRegistry() // the manager's metrics
+	restCfg          *rest.Config               // the suite's admin connection
 	importTLS        *httptest.Server
 	importFiles      sync.Map // path -> []byte or http.HandlerFunc served by importTLS
 	backend          *faultyStore
@@ -129,7 +130,7 @@ func runSuite(m *testing.M) int {
 		StoreMetrics:      storeMetrics,
 		StoreCheckPeriod:  time.Second,
 		Client:            countingClient(mgr.GetClient()),
-		Registry:          prometheus.NewRegistry(),
+		Registry:          registry,
 		DefaultRole:       defaultRole,
 		ResyncPeriod:      time.Second,
 		UserConcurrency:   4,
