@@ -43,6 +43,7 @@ func NewRootCommand(streams genericiooptions.IOStreams) *cobra.Command {
 		p.templateCommand(),
 		p.inviteCommand(),
 		p.findCommand(),
+		p.versionCommand(),
 		p.setDeactivatedCommand("deactivate", true),
 		p.setDeactivatedCommand("reactivate", false),
 		p.annotateCommand("reset-password", v1alpha1.ResetPasswordAnnotation, "Email a single-use password reset link to Users"),
