@@ -148,3 +148,21 @@ func TestMetricsServer(t *testing.T) {
 		})
 	}
 }
+
+// The install's kustomization lists every generated CRD, so that
+// `kubectl apply -k config/default` installs each kind.
+func TestInstallListsEveryCRD(t *testing.T) {
+	kust, err := os.ReadFile("config/crd/kustomization.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	files, err := filepath.Glob("config/crd/bases/*.yaml")
+	if err != nil || len(files) == 0 {
+		t.Fatalf("no generated CRDs: %v", err)
+	}
+	for _, f := range files {
+		if !strings.Contains(string(kust), "bases/"+filepath.Base(f)) {
+			t.Errorf("config/crd/kustomization.yaml does not list %s", f)
+		}
+	}
+}
