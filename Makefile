@@ -33,6 +33,10 @@ generate: ## Generate deepcopy code for the API types.
 manifests: ## Generate CRDs and RBAC from the code's markers.
 	$(CONTROLLER_GEN) crd rbac:roleName=roster-manager paths=./... \
 		output:crd:artifacts:config=config/crd/bases output:rbac:artifacts:config=config/rbac
+	@# The Helm chart carries the same CRDs and RBAC.
+	cp config/crd/bases/*.yaml charts/roster/crds/
+	cp config/rbac/role.yaml config/rbac/leader_election_role.yaml config/rbac/leader_election_role_binding.yaml \
+		config/rbac/metrics_reader_role.yaml config/rbac/view_role.yaml config/rbac/edit_role.yaml charts/roster/files/
 
 .PHONY: fmt
 fmt: ## gofmt the code.
@@ -49,7 +53,7 @@ lint: ## staticcheck, and gofmt without writing.
 
 .PHONY: verify
 verify: generate manifests vet lint ## Regenerate and fail if the tree changed (stale generated files).
-	@git diff --exit-code -- api config || { echo "Generated files are stale: run 'make generate manifests' and commit."; exit 1; }
+	@git diff --exit-code -- api config charts || { echo "Generated files are stale: run 'make generate manifests' and commit."; exit 1; }
 
 .PHONY: control-plane
 control-plane: $(ASSETS)/kube-apiserver ## Build kube-apiserver and etcd from source (cached in bin/k8s).
