@@ -216,7 +216,7 @@ func TestChartAppliesToTheAPIServer(t *testing.T) {
 			continue // the Prometheus Operator's CRD is not installed here
 		}
 		o.SetManagedFields(nil)
-		err := c.Patch(ctx, o, client.Apply, client.FieldOwner("charttest"), client.ForceOwnership, client.DryRunAll)
+		err := c.Apply(ctx, client.ApplyConfigurationFromUnstructured(o), client.FieldOwner("charttest"), client.ForceOwnership, client.DryRunAll)
 		if err != nil {
 			t.Errorf("applying %s: %v", key(o), err)
 		}
