@@ -37,6 +37,7 @@ const (
 	ReasonSucceeded        = "Succeeded"
 	ReasonRowsFailed       = "RowsFailed"
 	ReasonImportStarted    = "ImportStarted"
+	ReasonImportRerun      = "ImportRerun"
 )
 
 // Limits of an import's status.
@@ -79,10 +80,16 @@ func (r *UserImportReconciler) Reconcile(ctx context.Context, req ctrl.Request) 
 	if err := r.Get(ctx, req.NamespacedName, imp); err != nil {
 		return ctrl.Result{}, client.IgnoreNotFound(err)
 	}
-	if finished(imp.Status.Phase) {
-		return ctrl.Result{}, nil
+	if finished(imp.Status.Phase) && imp.Status.ObservedGeneration == imp.Generation {
+		return ctrl.Result{}, nil // this generation's run is over
 	}
 	base := imp.DeepCopy()
+	if imp.Status.Phase != "" && imp.Status.ObservedGeneration != imp.Generation {
+		// The spec changed: a new run, from the first row. Rows this run
+		// finds as asked are unchanged; what the earlier run did stays.
+		imp.Status = v1alpha1.UserImportStatus{Conditions: imp.Status.Conditions}
+		r.Recorder.Eventf(imp, nil, corev1.EventTypeNormal, ReasonImportRerun, "Import", "The spec changed: importing again from the first row.")
+	}
 	var summary status.Summary
 	defer func() {
 		if retErr != nil && summary.Reason == "" {

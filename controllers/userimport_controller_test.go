@@ -221,18 +221,33 @@ func TestImportFromURL(t *testing.T) {
 	g.Expect(meta.FindStatusCondition(bad.Status.Conditions, v1alpha1.ConditionReady).Message).To(ContainSubstring("spec.source.url.sha256"))
 }
 
-func TestImportSpecIsImmutable(t *testing.T) {
+// Each generation of an import's spec is a run of its own: fixing the file
+// in Git (a new source) runs the import again, and rows the first run
+// applied count as unchanged. A source must still be exactly one kind.
+func TestImportRerunsWhenItsSpecChanges(t *testing.T) {
 	g := NewWithT(t)
 	ns := newNamespace(t)
-	imp := newImport(ns, "fixed", v1alpha1.UserImportSpec{Source: inline("add-user,f@" + ns + ".example.com,F,G\n"), DryRun: true})
-	g.Expect(k8s.Create(t.Context(), imp)).To(Succeed())
+	good := "add-user,first@" + ns + ".example.com,First,Row\n"
+	imp := newImport(ns, "fixed", v1alpha1.UserImportSpec{Source: inline(good + "add-user,not-an-address,Bad,Row\n")})
+	first := runImport(t, imp)
+	g.Expect(first.Status.Phase).To(Equal(v1alpha1.ImportPartiallySucceeded))
+	g.Expect(first.Status.Rows).To(Equal(v1alpha1.ImportRowCounts{Total: 2, Processed: 2, Added: 1, Failed: 1}))
+
 	g.Eventually(func(g Gomega) {
 		got := &v1alpha1.UserImport{}
 		g.Expect(k8s.Get(t.Context(), client.ObjectKeyFromObject(imp), got)).To(Succeed())
-		got.Spec.DryRun = false
-		err := k8s.Update(t.Context(), got)
-		g.Expect(err).To(MatchError(ContainSubstring("spec is immutable")))
+		got.Spec.Source = inline(good + "add-user,second@" + ns + ".example.com,Second,Row\n")
+		g.Expect(k8s.Update(t.Context(), got)).To(Succeed())
 	}, timeout, tick).Should(Succeed())
+	got := &v1alpha1.UserImport{}
+	g.Eventually(func(g Gomega) {
+		g.Expect(k8s.Get(t.Context(), client.ObjectKeyFromObject(imp), got)).To(Succeed())
+		g.Expect(got.Status.ObservedGeneration).To(Equal(got.Generation))
+		g.Expect(got.Status.Phase).To(Equal(v1alpha1.ImportSucceeded))
+	}, timeout, tick).Should(Succeed())
+	g.Expect(got.Status.Rows).To(Equal(v1alpha1.ImportRowCounts{Total: 2, Processed: 2, Added: 1, Unchanged: 1}))
+	g.Expect(got.Status.Failures).To(BeEmpty())
+	g.Expect(usersIn(g, t.Context(), ns)).To(HaveLen(2))
 
 	two := newImport(ns, "two", v1alpha1.UserImportSpec{Source: v1alpha1.ImportSource{
 		Inline: "x", ConfigMapRef: &v1alpha1.KeyReference{Name: "a", Key: "b"}}})

@@ -1,6 +1,7 @@
 package controllers
 
 import (
+	"fmt"
 	"maps"
 	"slices"
 
@@ -163,11 +164,13 @@ func lastImportValue(imp *v1alpha1.UserImport, outcome rowOutcome) string {
 	if outcome == outcomeAdded {
 		word = "added"
 	}
-	return string(imp.UID) + " " + word
+	// The generation keeps one run's rows apart from another's: a row the
+	// previous run applied is unchanged in the next.
+	return fmt.Sprintf("%s/%d %s", imp.UID, imp.Generation, word)
 }
 
-// appliedBefore returns the outcome with which this import already applied
-// a row to u, before a restart, if it did.
+// appliedBefore returns the outcome with which this run of the import
+// already applied a row to u, before a restart, if it did.
 func appliedBefore(u *v1alpha1.User, imp *v1alpha1.UserImport) (rowOutcome, bool) {
 	switch u.Annotations[v1alpha1.LastImportAnnotation] {
 	case lastImportValue(imp, outcomeAdded):

@@ -87,15 +87,18 @@ type ImportDefaults struct {
 	Groups []string `json:"groups,omitempty"`
 }
 
-// UserImportSpec describes one bulk import. It cannot change once accepted.
-// +kubebuilder:validation:XValidation:rule="self == oldSelf",message="spec is immutable: an import runs once; create a new UserImport instead"
+// UserImportSpec describes a bulk import. Each generation of the spec runs
+// once, like a Job: editing it (a fixed file, a new ConfigMap name from a
+// kustomize generator) starts a new run.
+// +kubebuilder:validation:XValidation:rule="has(self.storeRef) == has(oldSelf.storeRef)",message="storeRef is immutable"
 type UserImportSpec struct {
 	// source is where the rows come from.
 	// +required
 	Source ImportSource `json:"source"`
 	// storeRef names the IdentityStore of the Users the import creates;
-	// unset means the store marked default.
+	// unset means the store marked default. It cannot be changed.
 	// +optional
+	// +kubebuilder:validation:XValidation:rule="self == oldSelf",message="storeRef is immutable"
 	StoreRef *StoreReference `json:"storeRef,omitempty"`
 	// format is CSV or XLSX; detected from the content when unset.
 	// +optional
