@@ -1,0 +1,144 @@
+package controllers
+
+import (
+	"encoding/json"
+	"os"
+	"regexp"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/prometheus/promql/parser"
+	"k8s.io/utils/clock"
+	"sigs.k8s.io/controller-runtime/pkg/client/fake"
+	"sigs.k8s.io/yaml"
+
+	"roster.dev/roster/internal/invitation"
+	"roster.dev/roster/internal/store"
+)
+
+// describer is a Registerer that keeps what each collector describes.
+type describer struct{ names []string }
+
+var fqName = regexp.MustCompile(`fqName: "([^"]+)"`)
+
+func (d *describer) Register(c prometheus.Collector) error {
+	ch := make(chan *prometheus.Desc, 16)
+	go func() { c.Describe(ch); close(ch) }()
+	for desc := range ch {
+		if m := fqName.FindStringSubmatch(desc.String()); m != nil {
+			d.names = append(d.names, m[1])
+			if strings.HasSuffix(m[1], "_seconds") { // the histograms
+				d.names = append(d.names, m[1]+"_bucket", m[1]+"_sum", m[1]+"_count")
+			}
+		}
+	}
+	return nil
+}
+
+func (d *describer) MustRegister(cs ...prometheus.Collector) {
+	for _, c := range cs {
+		_ = d.Register(c)
+	}
+}
+
+func (d *describer) Unregister(prometheus.Collector) bool { return true }
+
+// exportedMetrics names every metric the manager's own collectors export.
+func exportedMetrics() []string {
+	d := &describer{}
+	store.NewMetrics(d)
+	invitation.NewMetrics(d)
+	newDriftMetrics(d)
+	d.MustRegister(newStateCollector(fake.NewClientBuilder().Build(), clock.RealClock{}))
+	slices.Sort(d.names)
+	return slices.Compact(d.names)
+}
+
+// metricsIn parses a PromQL expression and names the metrics it selects.
+func metricsIn(t *testing.T, where, expr string) []string {
+	t.Helper()
+	e, err := parser.NewParser(parser.Options{}).ParseExpr(expr)
+	if err != nil {
+		t.Errorf("%s: %q does not parse: %v", where, expr, err)
+		return nil
+	}
+	var names []string
+	parser.Inspect(e, func(n parser.Node, _ []parser.Node) error {
+		if vs, ok := n.(*parser.VectorSelector); ok {
+			names = append(names, vs.Name)
+		}
+		return nil
+	})
+	return names
+}
+
+// Every expression of the shipped alerting rules and Grafana dashboard
+// parses, and every metric it uses is one the manager exports.
+func TestShippedMonitoringUsesExportedMetrics(t *testing.T) {
+	exported := exportedMetrics()
+	check := func(where, expr string) {
+		names := metricsIn(t, where, expr)
+		if len(names) == 0 {
+			t.Errorf("%s: %q selects no metric", where, expr)
+		}
+		for _, n := range names {
+			if !slices.Contains(exported, n) {
+				t.Errorf("%s: %s is not a metric the manager exports (%v)", where, n, exported)
+			}
+		}
+	}
+
+	raw, err := os.ReadFile("../config/prometheus/rules.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var rule struct {
+		Spec struct {
+			Groups []struct {
+				Rules []struct {
+					Alert string `json:"alert"`
+					Expr  string `json:"expr"`
+				} `json:"rules"`
+			} `json:"groups"`
+		} `json:"spec"`
+	}
+	if err := yaml.Unmarshal(raw, &rule); err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for _, g := range rule.Spec.Groups {
+		for _, r := range g.Rules {
+			check("alert "+r.Alert, r.Expr)
+			n++
+		}
+	}
+	if n < 4 {
+		t.Errorf("rules.yaml has %d rules; want the store error ratio, objects not Ready, drift and imports at least", n)
+	}
+
+	raw, err = os.ReadFile("../config/prometheus/roster-dashboard.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var dash struct {
+		Panels []struct {
+			Title   string `json:"title"`
+			Targets []struct {
+				Expr string `json:"expr"`
+			} `json:"targets"`
+		} `json:"panels"`
+	}
+	if err := json.Unmarshal(raw, &dash); err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range dash.Panels {
+		for _, target := range p.Targets {
+			check("panel "+p.Title, target.Expr)
+		}
+	}
+	if len(dash.Panels) == 0 {
+		t.Error("the dashboard has no panels")
+	}
+}
