@@ -17,6 +17,7 @@ import (
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
+	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
 	"roster.dev/roster/api/v1alpha1"
 	"roster.dev/roster/internal/status"
@@ -134,8 +135,17 @@ func (o *outcome) set(state status.State, reason, format string, args ...any) {
 }
 
 // storeFailed records a failed store call and returns the error for
-// backoff. what names the object ("user", "group").
+// backoff. what names the object ("user", "group"). A store that rejected
+// the request for good (store.ErrRejected) stalls the resource with the
+// store's answer, and the error is terminal: the same request would get
+// the same answer, so the resource waits for a change to its spec, or for
+// the drift pass, instead of retrying.
 func (o *outcome) storeFailed(what, storeKind, doing string, err error) error {
+	if errors.Is(err, store.ErrRejected) {
+		o.set(status.Stalled, ReasonStoreRejected,
+			"The %s store rejected %s the %s, and retrying cannot change its answer; change the spec or the store: %v.", storeKind, doing, what, err)
+		return reconcile.TerminalError(fmt.Errorf("%s the %s in the store: %w", doing, what, err))
+	}
 	reason := ReasonStoreError
 	if errors.Is(err, store.ErrUnavailable) {
 		reason = ReasonStoreUnavailable

@@ -247,13 +247,36 @@ func countingClient(c client.Client) client.Client {
 }
 
 // faultyStore is the real embedded store with a switch that makes every call
-// fail as an unreachable store would, and one that makes it a store without
-// passwords.
+// fail as an unreachable store would, one that makes it a store without
+// passwords, and one that makes it reject creating users with some
+// addresses for good, as a SCIM service answering 400 would.
 type faultyStore struct {
 	store.Store
 	mu          sync.Mutex
 	down        bool
 	noPasswords bool
+	rejected    map[string]int // email -> CreateUser calls rejected
+}
+
+// rejectCreate makes CreateUser reject the address with store.ErrRejected.
+func (f *faultyStore) rejectCreate(email string, on bool) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.rejected == nil {
+		f.rejected = map[string]int{}
+	}
+	if on {
+		f.rejected[email] = 0
+	} else {
+		delete(f.rejected, email)
+	}
+}
+
+// rejectedCreates is how many times CreateUser rejected the address.
+func (f *faultyStore) rejectedCreates(email string) int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.rejected[email]
 }
 
 func (f *faultyStore) setNoPasswords(on bool) {
@@ -314,6 +337,15 @@ func (f *faultyStore) FindUserByEmail(ctx context.Context, email string) (store.
 func (f *faultyStore) CreateUser(ctx context.Context, u store.User) (store.User, error) {
 	if err := f.err(); err != nil {
 		return store.User{}, err
+	}
+	f.mu.Lock()
+	n, reject := f.rejected[u.Email]
+	if reject {
+		f.rejected[u.Email] = n + 1
+	}
+	f.mu.Unlock()
+	if reject {
+		return store.User{}, fmt.Errorf("%w: scim POST /Users: 400 Bad Request (invalidValue): title exceeds 64 characters", store.ErrRejected)
 	}
 	return f.Store.CreateUser(ctx, u)
 }

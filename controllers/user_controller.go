@@ -71,6 +71,7 @@ const (
 	ReasonNotPermitted     = "NotPermitted"
 	ReasonStoreError       = "StoreError"
 	ReasonStoreUnavailable = "StoreUnavailable"
+	ReasonStoreRejected    = "StoreRejected"
 )
 
 // +kubebuilder:rbac:groups=iam.roster.dev,resources=users,verbs=get;list;watch;update;patch
@@ -357,12 +358,19 @@ func (r *UserReconciler) storeFailed(pass *userPass, doing string, err error) er
 	return pass.storeFailed("user", pass.store.Name, doing, err)
 }
 
+// displayName is the name the User is shown by, from its spec: the status
+// field and the emails, the first of which is rendered before any status
+// is written.
+func displayName(user *v1alpha1.User) string {
+	return strings.TrimSpace(user.Spec.FirstName + " " + user.Spec.LastName)
+}
+
 // computeStatus is the one place the status is written from what the pass
 // observed.
 func (r *UserReconciler) computeStatus(user *v1alpha1.User, pass *userPass, err error) {
 	st := &user.Status
 	st.Role = effectiveRole(user, r.DefaultRole)
-	st.DisplayName = strings.TrimSpace(user.Spec.FirstName + " " + user.Spec.LastName)
+	st.DisplayName = displayName(user)
 	if pass.observed != nil {
 		st.StoreID = pass.observed.ID
 		st.Origin = pass.origin

@@ -17,7 +17,6 @@ import (
 	"roster.dev/roster/api/v1alpha1"
 	"roster.dev/roster/internal/invitation"
 	"roster.dev/roster/internal/mail"
-	"roster.dev/roster/internal/status"
 )
 
 // +kubebuilder:rbac:groups="",namespace=roster-system,resources=secrets,verbs=get;list;watch;create;update;delete
@@ -52,6 +51,15 @@ type linkPass struct {
 	// deferredUntil is when a request held back by the hourly limit may be
 	// sent.
 	deferredUntil time.Time
+	// retryAt is the earliest time an email that failed may be tried again.
+	retryAt time.Time
+}
+
+// retryLater notes that an email waits for its retry at t.
+func (lp *linkPass) retryLater(t time.Time) {
+	if lp.retryAt.IsZero() || t.Before(lp.retryAt) {
+		lp.retryAt = t
+	}
 }
 
 func (lp *linkPass) record(p invitation.Purpose) *invitation.Record {
@@ -149,6 +157,12 @@ func (r *UserReconciler) ensureLinks(ctx context.Context, user *v1alpha1.User, p
 				"Held back %s=%s: %d emails were sent in the last hour; it is sent at %s.",
 				requestAnnotation(p), in.Request, r.Invitations.RequestsPerHour, until.UTC().Format(time.RFC3339))
 		}
+		if rec := lp.records[p]; action.Send && rec != nil && r.Clock.Now().Before(rec.RetryAt()) {
+			// The last attempt failed: the next waits for its backoff,
+			// however often the User is woken before then.
+			action.Send = false
+			lp.retryLater(rec.RetryAt())
+		}
 		switch {
 		case action.Send:
 			if err := r.sendLink(ctx, user, pass, p, in.Request); err != nil {
@@ -175,7 +189,11 @@ func (r *UserReconciler) ensureLinks(ctx context.Context, user *v1alpha1.User, p
 }
 
 // sendLink issues a fresh token for the purpose, voiding the older one, and
-// emails it.
+// emails it. A failed email does not fail the pass: the record counts the
+// failure and keeps the server's answer, the Invitation condition reports
+// it, and the pass asks to be woken when the backoff the record computes is
+// over, so that an outage neither holds the User back from Ready nor sets
+// off a retry every time the record's update wakes the User.
 func (r *UserReconciler) sendLink(ctx context.Context, user *v1alpha1.User, pass *userPass, p invitation.Purpose, request string) error {
 	cfg, lp := r.Invitations, pass.links
 	ttl, kind := cfg.InvitationTTL, mail.KindInvitation
@@ -204,7 +222,7 @@ func (r *UserReconciler) sendLink(ctx context.Context, user *v1alpha1.User, pass
 	msg, err := cfg.Templates.Render(kind, user.Spec.Email, mail.Data{
 		ProductName: cfg.ProductName,
 		FirstName:   user.Spec.FirstName,
-		DisplayName: user.Status.DisplayName,
+		DisplayName: displayName(user),
 		Email:       user.Spec.Email,
 		Link:        invitation.Link(cfg.PublicURL, p, token),
 		ExpiresAt:   rec.ExpiresAt,
@@ -215,9 +233,15 @@ func (r *UserReconciler) sendLink(ctx context.Context, user *v1alpha1.User, pass
 		err = cfg.Sender.Send(ctx, msg)
 	}
 	if err != nil {
-		pass.set(status.Progressing, ReasonMailFailed, "Failed sending the %s email, retrying: %v.", kind, err)
-		r.event(user, corev1.EventTypeWarning, ReasonMailFailed, "Send", "Failed sending the %s email, retrying: %v.", kind, err)
-		return fmt.Errorf("sending the %s email: %w", kind, err)
+		log.FromContext(ctx).Error(err, "Sending an email failed", "purpose", p)
+		rec.MarkFailed(r.Clock.Now(), err)
+		if werr := r.writeRecord(ctx, user, lp, p, rec); werr != nil {
+			return fmt.Errorf("recording the failed %s email: %w", kind, werr)
+		}
+		lp.retryLater(rec.RetryAt())
+		r.event(user, corev1.EventTypeWarning, ReasonMailFailed, "Send", "Failed sending the %s email, retrying in %s: %v.",
+			kind, rec.RetryAt().Sub(r.Clock.Now()).Round(time.Second), err)
+		return nil
 	}
 
 	rec.MarkSent(r.Clock.Now(), request)
@@ -300,11 +324,16 @@ func (r *UserReconciler) computeLinkStatus(user *v1alpha1.User, pass *userPass) 
 }
 
 // nextCheck is when the User should be looked at again without a change:
-// when the outstanding invitation expires, so that the Invitation condition
+// when a held-back or failed email may go out, or when the outstanding
+// invitation expires, so that the Invitation condition
 // says so on time. Differences from the store are found by the drift pass.
 func (r *UserReconciler) nextCheck(pass *userPass) time.Duration {
-	if lp := pass.links; lp != nil && !lp.deferredUntil.IsZero() {
-		return max(time.Second, lp.deferredUntil.Sub(r.Clock.Now())+time.Second)
+	if lp := pass.links; lp != nil && (!lp.deferredUntil.IsZero() || !lp.retryAt.IsZero()) {
+		next := lp.deferredUntil
+		if next.IsZero() || (!lp.retryAt.IsZero() && lp.retryAt.Before(next)) {
+			next = lp.retryAt
+		}
+		return max(time.Second, next.Sub(r.Clock.Now())+time.Second)
 	}
 	rec := pass.links.record(invitation.PurposeInvitation)
 	if rec == nil || rec.Hash == nil || rec.SentAt.IsZero() {

@@ -2,6 +2,7 @@ package controllers
 
 import (
 	"fmt"
+	"strings"
 	"time"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -147,6 +148,10 @@ func invitationConditionOf(in linkState, storeKind string, now time.Time) *metav
 		return c(metav1.ConditionFalse, ReasonInvitationRevoked, "spec.invite is false: the invitation link was revoked.")
 	case !in.Invite:
 		return c(metav1.ConditionFalse, ReasonInvitationDisabled, "spec.invite is false, so no invitation is sent.")
+	case rec != nil && rec.SentAt.IsZero() && rec.RevokedAt.IsZero() && rec.FailedSends > 0:
+		return c(metav1.ConditionFalse, ReasonMailFailed,
+			"Sending the invitation email failed %s; Roster retries with backoff. The mail server answered: %s.",
+			attempts(rec.FailedSends), strings.TrimSuffix(rec.SendError, "."))
 	case rec == nil || rec.SentAt.IsZero() || !rec.RevokedAt.IsZero():
 		return c(metav1.ConditionFalse, ReasonInvitationPending, "The invitation has not been sent yet.")
 	case rec.Hash == nil:
@@ -157,6 +162,14 @@ func invitationConditionOf(in linkState, storeKind string, now time.Time) *metav
 	default:
 		return c(metav1.ConditionTrue, ReasonInvitationSent, "The invitation was sent and waits for the user to choose a password.")
 	}
+}
+
+// attempts words a count of failed attempts.
+func attempts(n int32) string {
+	if n == 1 {
+		return "once"
+	}
+	return fmt.Sprintf("%d times in a row", n)
 }
 
 // InvitationStatus is status.invitation as the record shows it.

@@ -1,6 +1,8 @@
 package controllers
 
 import (
+	"errors"
+	"strings"
 	"testing"
 	"time"
 
@@ -128,6 +130,13 @@ func TestInvitationCondition(t *testing.T) {
 	accepted := func() *invitation.Record { r := sent(""); r.Claim(now); r.Complete(now); return r }()
 	expired := func() *invitation.Record { r := sent(""); r.ExpiresAt = now.Add(-time.Minute); return r }()
 	revoked := func() *invitation.Record { r := sent(""); r.Revoke(now); return r }()
+	failed := func() *invitation.Record {
+		r := sent("")
+		tok, _ := invitation.New("uid")
+		r.Issue(tok, now, time.Hour)
+		r.MarkFailed(now, errors.New("535 5.7.8 Authentication credentials invalid"))
+		return r
+	}()
 	base := linkState{Passwords: true, Invite: true, Phase: v1alpha1.UserInvited}
 	with := func(f func(*linkState)) linkState { in := base; f(&in); return in }
 	cases := []struct {
@@ -137,6 +146,12 @@ func TestInvitationCondition(t *testing.T) {
 		status metav1.ConditionStatus
 	}{
 		{"not sent", base, ReasonInvitationPending, metav1.ConditionFalse},
+		{"mail failed", with(func(in *linkState) { in.Record = failed }), ReasonMailFailed, metav1.ConditionFalse},
+		{"mail failed, then revoked", with(func(in *linkState) {
+			r := *failed
+			r.Revoke(now)
+			in.Invite, in.Record = false, &r
+		}), ReasonInvitationRevoked, metav1.ConditionFalse},
 		{"sent", with(func(in *linkState) { in.Record = sent("") }), ReasonInvitationSent, metav1.ConditionTrue},
 		{"expired", with(func(in *linkState) { in.Record = expired }), ReasonInvitationExpired, metav1.ConditionFalse},
 		{"revoked", with(func(in *linkState) { in.Invite = false; in.Record = revoked }), ReasonInvitationRevoked, metav1.ConditionFalse},
@@ -154,6 +169,9 @@ func TestInvitationCondition(t *testing.T) {
 			}
 			if c.Message == "" || c.Message[len(c.Message)-1] != '.' {
 				t.Errorf("message %q is not a sentence", c.Message)
+			}
+			if tc.want == ReasonMailFailed && !strings.Contains(c.Message, "535 5.7.8 Authentication credentials invalid") {
+				t.Errorf("message %q does not say what the mail server answered", c.Message)
 			}
 		})
 	}

@@ -199,6 +199,7 @@ func TestInvitationIsSentOnceAndAccepted(t *testing.T) {
 	msg := emails[0]
 	g.Expect(msg.Subject).To(ContainSubstring("Roster Test"))
 	g.Expect(msg.Text).To(ContainSubstring("Hello Ada"))
+	g.Expect(msg.Header.Get("To")).To(Equal(`"Ada Lovelace" <`+addr+`>`), "the first email names the person too")
 	g.Expect(msg.Text).To(ContainSubstring("CET"), "the expiry is in the user's time zone")
 	g.Expect(msg.HTML).To(ContainSubstring(msg.link))
 	g.Expect(msg.link).To(HavePrefix(webURL + "/invitation/" + string(got.UID) + "."))
@@ -428,27 +429,63 @@ func TestMailFailureIsRetried(t *testing.T) {
 	t.Cleanup(func() { smtpServer.RefuseAuth(false) })
 	g.Expect(k8s.Create(t.Context(), newUser(ns, "patient", addr))).To(Succeed())
 
+	// A mail outage does not hold the provisioned User back: it is Ready,
+	// and the Invitation condition says what the server answered.
 	got := waitFor(t, ns, "patient", func(g Gomega, u *v1alpha1.User) {
+		hasInvitationReason(controllers.ReasonMailFailed)(g, u)
 		ready := readyCondition(u)
 		g.Expect(ready).NotTo(BeNil())
-		g.Expect(ready.Status).To(Equal(metav1.ConditionFalse))
-		g.Expect(ready.Reason).To(Equal(controllers.ReasonMailFailed))
-		g.Expect(meta.IsStatusConditionTrue(u.Status.Conditions, v1alpha1.ConditionReconciling)).To(BeTrue())
+		g.Expect(ready.Status).To(Equal(metav1.ConditionTrue))
+		g.Expect(ready.Reason).To(Equal(controllers.ReasonProvisioned))
+		g.Expect(meta.FindStatusCondition(u.Status.Conditions, v1alpha1.ConditionReconciling)).To(BeNil())
+		g.Expect(meta.FindStatusCondition(u.Status.Conditions, v1alpha1.ConditionStalled)).To(BeNil())
 	})
-	g.Expect(readyCondition(got).Message).To(ContainSubstring("535"), "the condition says what the server answered")
+	inv := invitationCondition(got)
+	g.Expect(inv.Status).To(Equal(metav1.ConditionFalse))
+	g.Expect(inv.Message).To(ContainSubstring("535"), "the condition says what the server answered")
 	g.Expect(got.Status.Phase).To(Equal(v1alpha1.UserInvited))
-	hasInvitationReason(controllers.ReasonInvitationPending)(g, got)
+	g.Expect(got.Status.Invitation).To(BeNil(), "no invitation counts as sent")
+	g.Eventually(func(g Gomega) []string { return eventReasons(g, ns, "patient") }, timeout, tick).
+		Should(ContainElement(controllers.ReasonMailFailed))
 
 	smtpServer.RefuseAuth(false)
 	waitFor(t, ns, "patient", func(g Gomega, u *v1alpha1.User) {
 		g.Expect(readyCondition(u).Status).To(Equal(metav1.ConditionTrue))
 		g.Expect(u.Status.Invitation).NotTo(BeNil())
 		g.Expect(u.Status.Invitation.SendCount).To(Equal(int32(1)))
+		hasInvitationReason(controllers.ReasonInvitationSent)(g, u)
 	})
 	link := waitForEmails(t, addr, "invitation", 1)[0].link
 	status, _ := newPage(t).get(link)
 	g.Expect(status).To(Equal(http.StatusOK))
 	settle(t, ns)
+	waitForEmails(t, addr, "invitation", 1)
+}
+
+// TestMailRetriesBackOff counts the attempts to send while the mail server
+// refuses every login: each failure is recorded in the token record, whose
+// update wakes the User, but the next attempt waits for its backoff (5 s,
+// then 10 s, 20 s, ...) instead of following at once.
+func TestMailRetriesBackOff(t *testing.T) {
+	g := NewWithT(t)
+	ns := newNamespace(t)
+	addr := "outage@" + ns + ".example.com"
+	smtpServer.RefuseAuth(true)
+	t.Cleanup(func() { smtpServer.RefuseAuth(false) })
+	before := smtpServer.Logins()
+	g.Expect(k8s.Create(t.Context(), newUser(ns, "outage", addr))).To(Succeed())
+	waitFor(t, ns, "outage", hasInvitationReason(controllers.ReasonMailFailed))
+
+	// Over 20 seconds, at most 6 attempts (the backoff allows 3: at 0, 5
+	// and 15 seconds); without it there are hundreds.
+	g.Consistently(func() int { return smtpServer.Logins() - before }, 20*time.Second, 100*time.Millisecond).
+		Should(BeNumerically("<=", 6))
+	g.Expect(smtpServer.Logins()-before).To(BeNumerically(">=", 2), "the email is retried")
+	got := get(g, t.Context(), ns, "outage")
+	g.Expect(invitationCondition(got).Message).To(ContainSubstring("times in a row"))
+	g.Expect(readyCondition(got).Status).To(Equal(metav1.ConditionTrue))
+
+	smtpServer.RefuseAuth(false)
 	waitForEmails(t, addr, "invitation", 1)
 }
 

@@ -129,6 +129,12 @@ type Record struct {
 	// RevokedAt is when the outstanding token was revoked (spec.invite set
 	// to false).
 	RevokedAt time.Time
+	// FailedSends counts the attempts to send this purpose's email that
+	// failed in a row; FailedAt is when the last one failed and SendError
+	// what the mail server answered. A sent email resets them.
+	FailedSends int32
+	FailedAt    time.Time
+	SendError   string
 }
 
 // Errors from Check, worded for the page a person sees.
@@ -179,11 +185,46 @@ func (r *Record) Issue(t Token, now time.Time, ttl time.Duration) {
 // answer to request.
 func (r *Record) MarkSent(now time.Time, request string) {
 	r.SentAt, r.Request = seconds(now), request
+	r.FailedSends, r.FailedAt, r.SendError = 0, time.Time{}, ""
 	r.SendCount++
 	if r.SentInHour(now) == 0 {
 		r.HourStart, r.HourCount = seconds(now), 0
 	}
 	r.HourCount++
+}
+
+// Mail retries back off: the first after FirstRetry, each later one after
+// twice as long as the one before, but never longer than MaxRetry.
+const (
+	FirstRetry = 5 * time.Second
+	MaxRetry   = 5 * time.Minute
+)
+
+// maxSendError bounds the mail server's answer kept in the record.
+const maxSendError = 1024
+
+// MarkFailed records that sending the email with the outstanding token
+// failed at now with err.
+func (r *Record) MarkFailed(now time.Time, err error) {
+	r.FailedSends++
+	r.FailedAt = seconds(now)
+	r.SendError = err.Error()
+	if len(r.SendError) > maxSendError {
+		r.SendError = r.SendError[:maxSendError]
+	}
+}
+
+// RetryAt is when the email may be tried again after the failures in a
+// row the record counts; zero when none failed.
+func (r Record) RetryAt() time.Time {
+	if r.FailedSends <= 0 || r.FailedAt.IsZero() {
+		return time.Time{}
+	}
+	wait := FirstRetry
+	for i := int32(1); i < r.FailedSends && wait < MaxRetry; i++ {
+		wait *= 2
+	}
+	return r.FailedAt.Add(min(wait, MaxRetry))
 }
 
 // SentInHour is how many emails were sent in the hour now falls in, and
@@ -235,6 +276,9 @@ const (
 	keyRevokedAt   = "revokedAt"
 	keyHourStart   = "hourStart"
 	keyHourCount   = "hourCount"
+	keyFailedSends = "failedSends"
+	keyFailedAt    = "failedAt"
+	keySendError   = "sendError"
 )
 
 // ReadRecord reads the record a Secret holds.
@@ -250,6 +294,7 @@ func ReadRecord(s *corev1.Secret) (Record, error) {
 	for key, dst := range map[string]*time.Time{
 		keyIssuedAt: &r.IssuedAt, keyExpiresAt: &r.ExpiresAt, keySentAt: &r.SentAt,
 		keyUsedAt: &r.UsedAt, keyCompletedAt: &r.CompletedAt, keyRevokedAt: &r.RevokedAt, keyHourStart: &r.HourStart,
+		keyFailedAt: &r.FailedAt,
 	} {
 		if v := d[key]; len(v) > 0 {
 			if *dst, err = time.Parse(time.RFC3339, string(v)); err != nil {
@@ -257,7 +302,7 @@ func ReadRecord(s *corev1.Secret) (Record, error) {
 			}
 		}
 	}
-	for key, dst := range map[string]*int32{keySendCount: &r.SendCount, keyHourCount: &r.HourCount} {
+	for key, dst := range map[string]*int32{keySendCount: &r.SendCount, keyHourCount: &r.HourCount, keyFailedSends: &r.FailedSends} {
 		if v := d[key]; len(v) > 0 {
 			n, err := strconv.ParseInt(string(v), 10, 32)
 			if err != nil {
@@ -267,6 +312,7 @@ func ReadRecord(s *corev1.Secret) (Record, error) {
 		}
 	}
 	r.Request = string(d[keyRequest])
+	r.SendError = string(d[keySendError])
 	return r, nil
 }
 
@@ -279,6 +325,7 @@ func (r Record) WriteTo(s *corev1.Secret) {
 	for key, t := range map[string]time.Time{
 		keyIssuedAt: r.IssuedAt, keyExpiresAt: r.ExpiresAt, keySentAt: r.SentAt,
 		keyUsedAt: r.UsedAt, keyCompletedAt: r.CompletedAt, keyRevokedAt: r.RevokedAt, keyHourStart: r.HourStart,
+		keyFailedAt: r.FailedAt,
 	} {
 		if !t.IsZero() {
 			d[key] = []byte(t.UTC().Format(time.RFC3339))
@@ -292,6 +339,12 @@ func (r Record) WriteTo(s *corev1.Secret) {
 	}
 	if r.Request != "" {
 		d[keyRequest] = []byte(r.Request)
+	}
+	if r.FailedSends > 0 {
+		d[keyFailedSends] = []byte(strconv.Itoa(int(r.FailedSends)))
+	}
+	if r.SendError != "" {
+		d[keySendError] = []byte(r.SendError)
 	}
 	s.Data = d
 	s.StringData = nil

@@ -158,6 +158,46 @@ func TestRecordRoundTripsThroughASecret(t *testing.T) {
 	}
 }
 
+func TestFailedSendsRoundTripAndBackOff(t *testing.T) {
+	now := time.Date(2026, 3, 2, 9, 30, 15, 0, time.UTC)
+	tok, _ := New(uid)
+	var want Record
+	want.Issue(tok, now, time.Hour)
+	if !want.RetryAt().IsZero() {
+		t.Errorf("RetryAt of a record without failures = %v, want zero", want.RetryAt())
+	}
+	wantWaits := []time.Duration{5 * time.Second, 10 * time.Second, 20 * time.Second, 40 * time.Second,
+		80 * time.Second, 160 * time.Second, 5 * time.Minute, 5 * time.Minute}
+	for i, wait := range wantWaits {
+		want.MarkFailed(now, errors.New("535 5.7.8 authentication failed"))
+		if got := want.RetryAt().Sub(now); got != wait {
+			t.Errorf("after %d failures the retry waits %v, want %v", i+1, got, wait)
+		}
+	}
+
+	s := &corev1.Secret{}
+	want.WriteTo(s)
+	got, err := ReadRecord(s)
+	if err != nil {
+		t.Fatalf("ReadRecord: %v", err)
+	}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("record after a round trip (-want +got):\n%s", diff)
+	}
+	if got.FailedSends != int32(len(wantWaits)) || got.SendError != "535 5.7.8 authentication failed" || !got.FailedAt.Equal(now) {
+		t.Errorf("FailedSends, SendError, FailedAt = %d, %q, %v", got.FailedSends, got.SendError, got.FailedAt)
+	}
+
+	got.MarkSent(now, "")
+	if got.FailedSends != 0 || got.SendError != "" || !got.FailedAt.IsZero() || !got.RetryAt().IsZero() {
+		t.Errorf("a sent email left the failures behind: %+v", got)
+	}
+	got.MarkFailed(now, errors.New(strings.Repeat("x", 5000)))
+	if len(got.SendError) > 1024 {
+		t.Errorf("SendError keeps %d bytes of the answer", len(got.SendError))
+	}
+}
+
 func TestIndexValue(t *testing.T) {
 	s := &corev1.Secret{}
 	s.Labels = map[string]string{LabelPurpose: string(PurposeReset), LabelUserUID: uid}

@@ -37,6 +37,12 @@ var (
 	// ErrPasswordRejected means the store refused a password, for example by
 	// a policy of its own. The wrapping error says why, without the password.
 	ErrPasswordRejected = errors.New("the store refused the password")
+	// ErrRejected means the store refused the request for good: asking
+	// again the same way gets the same answer (a request it calls malformed,
+	// a schema or constraint violation, missing rights). A person must
+	// change the object or the store; the wrapping error says what the
+	// store answered.
+	ErrRejected = errors.New("the store rejected the request")
 )
 
 // Capabilities says what a store supports, so controllers ask instead of

@@ -51,6 +51,7 @@ type Server struct {
 	received   []Received
 	refuseAuth bool
 	refuseData bool
+	logins     int
 }
 
 // Received is a message as the server got it.
@@ -119,6 +120,14 @@ func (s *Server) RefuseData(on bool) {
 	s.mu.Unlock()
 }
 
+// Logins is how many times a client tried to log in, refused or not: one
+// per attempt to send.
+func (s *Server) Logins() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.logins
+}
+
 // Messages returns the messages received so far.
 func (s *Server) Messages() []Received {
 	s.mu.Lock()
@@ -157,6 +166,7 @@ func (ss *session) Auth(mech string) (sasl.Server, error) {
 	return sasl.NewPlainServer(func(identity, username, password string) error {
 		ss.s.mu.Lock()
 		refuse := ss.s.refuseAuth
+		ss.s.logins++
 		ss.s.mu.Unlock()
 		if refuse || username != Username || password != Password {
 			return &smtp.SMTPError{Code: 535, EnhancedCode: smtp.EnhancedCode{5, 7, 8}, Message: "Authentication credentials invalid"}

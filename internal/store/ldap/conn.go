@@ -218,8 +218,27 @@ func mapError(err error) error {
 		return fmt.Errorf("%w: %w", store.ErrNotFound, err)
 	case ldapv3.IsErrorWithCode(err, ldapv3.LDAPResultEntryAlreadyExists):
 		return fmt.Errorf("%w: %w", store.ErrAlreadyExists, err)
+	case ldapv3.IsErrorAnyOf(err, rejectedResults...):
+		return fmt.Errorf("%w: %w", store.ErrRejected, err)
 	}
 	return err
+}
+
+// rejectedResults are the LDAP results that sending the same operation
+// again cannot change: the directory's schema, constraints, access rules or
+// security policy refuse it until a person changes the entry or the
+// directory.
+var rejectedResults = []uint16{
+	ldapv3.LDAPResultConfidentialityRequired,
+	ldapv3.LDAPResultUndefinedAttributeType,
+	ldapv3.LDAPResultConstraintViolation,
+	ldapv3.LDAPResultInvalidAttributeSyntax,
+	ldapv3.LDAPResultInsufficientAccessRights,
+	ldapv3.LDAPResultUnwillingToPerform,
+	ldapv3.LDAPResultNamingViolation,
+	ldapv3.LDAPResultObjectClassViolation,
+	ldapv3.LDAPResultNotAllowedOnRDN,
+	ldapv3.LDAPResultObjectClassModsProhibited,
 }
 
 // do runs fn on a pooled connection. Reads are retried once on a fresh

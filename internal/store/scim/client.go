@@ -50,8 +50,16 @@ func (e *Error) Unwrap() error {
 		return store.ErrNotFound
 	case e.Status == http.StatusConflict && (e.ScimType == "" || e.ScimType == "uniqueness"):
 		return store.ErrAlreadyExists
-	case e.Status == http.StatusTooManyRequests || e.Status >= 500:
+	case e.Status == http.StatusTooManyRequests || e.Status == http.StatusRequestTimeout || e.Status >= 500:
 		return store.ErrUnavailable
+	case e.Status == http.StatusConflict || e.Status == http.StatusPreconditionFailed:
+		// Another write got there first: the next pass reads it afresh.
+		return nil
+	case e.Status >= 400:
+		// The service refuses the request itself (RFC 7644 section 3.12:
+		// invalidValue, invalidSyntax, mutability, ...; or the token's
+		// rights): sending it again gets the same answer.
+		return store.ErrRejected
 	}
 	return nil
 }

@@ -26,9 +26,17 @@ func TestErrors(t *testing.T) {
 			store.ErrAlreadyExists, []string{"(uniqueness)", "userName is already taken"}},
 		{"numeric status", 409, `{"status":409,"detail":"taken"}`, store.ErrAlreadyExists, []string{"taken"}},
 		{"bad filter", 400, `{"status":"400","scimType":"invalidFilter","detail":"Unexpected token"}`,
-			nil, []string{"400 Bad Request (invalidFilter): Unexpected token"}},
+			store.ErrRejected, []string{"400 Bad Request (invalidFilter): Unexpected token"}},
+		{"invalid value", 400, `{"status":"400","scimType":"invalidValue","detail":"title is too long"}`,
+			store.ErrRejected, []string{"(invalidValue)", "title is too long"}},
+		{"forbidden", 403, `{"status":"403","detail":"The token may not create users"}`,
+			store.ErrRejected, []string{"403", "may not create users"}},
+		{"mutability", 409, `{"status":"409","scimType":"mutability","detail":"id is read-only"}`,
+			nil, []string{"(mutability)"}},
+		{"precondition failed", 412, `{"status":"412","detail":"version mismatch"}`, nil, []string{"412"}},
+		{"request timeout", 408, ``, store.ErrUnavailable, []string{"408"}},
 		{"server error", 500, `oops, not JSON`, store.ErrUnavailable, []string{"500", "oops, not JSON"}},
-		{"unauthorized", 401, `{"status":"401","detail":"Authorization failure"}`, nil, []string{"401", "Authorization failure"}},
+		{"unauthorized", 401, `{"status":"401","detail":"Authorization failure"}`, store.ErrRejected, []string{"401", "Authorization failure"}},
 		{"busy for too long", 503, ``, store.ErrUnavailable, []string{"503"}},
 	}
 	for _, tc := range tests {
@@ -53,9 +61,9 @@ func TestErrors(t *testing.T) {
 			if tc.want != nil && !errors.Is(err, tc.want) {
 				t.Errorf("err = %v, want %v", err, tc.want)
 			}
-			for _, known := range []error{store.ErrNotFound, store.ErrAlreadyExists, store.ErrUnavailable} {
-				if tc.want == nil && errors.Is(err, known) {
-					t.Errorf("err = %v is %v, want neither", err, known)
+			for _, known := range []error{store.ErrNotFound, store.ErrAlreadyExists, store.ErrUnavailable, store.ErrRejected} {
+				if (tc.want == nil || tc.want != known) && errors.Is(err, known) {
+					t.Errorf("err = %v is %v, want only %v", err, known, tc.want)
 				}
 			}
 			for _, m := range tc.msg {

@@ -3,6 +3,7 @@ package scim
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"flag"
 	"os"
 	"path/filepath"
@@ -68,6 +69,9 @@ func TestEncodeUser(t *testing.T) {
 			if tc.wantAttributeErr {
 				if _, ok := err.(*attributeError); !ok {
 					t.Fatalf("err = %v, want an attribute error", err)
+				}
+				if !errors.Is(err, store.ErrRejected) {
+					t.Errorf("err = %v is not store.ErrRejected: the schema refuses it until a person acts", err)
 				}
 				return
 			}

@@ -247,8 +247,11 @@ func (s *Store) userFields(r resource, u store.UserUpdate) error {
 	return nil
 }
 
-// attributeError is a user attribute this service has no place for.
+// attributeError is a user attribute this service has no place for: the
+// store's schema rejects it until its config or the User changes.
 type attributeError struct{ key string }
+
+func (e *attributeError) Unwrap() error { return store.ErrRejected }
 
 func (e *attributeError) Error() string {
 	return "attribute " + e.key + " has no place in this SCIM service: set rosterExtension: true, or enterpriseExtension: true for an enterprise attribute name"
