@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/tools/events"
@@ -152,6 +153,12 @@ func (r *UserReconciler) Reconcile(ctx context.Context, req ctrl.Request) (resul
 		return ctrl.Result{}, r.storeFailed(pass, "updating", err)
 	}
 	if err := r.ensureLinks(ctx, user, pass); err != nil {
+		if apierrors.IsConflict(err) {
+			// The cache had not caught up with the records yet: what this
+			// pass saw of them says nothing new, so the status keeps what
+			// the last pass that saw them wrote.
+			pass.links = nil
+		}
 		return requeueOnConflict(err)
 	}
 	return ctrl.Result{RequeueAfter: r.nextCheck(pass)}, nil
