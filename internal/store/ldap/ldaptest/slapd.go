@@ -267,7 +267,7 @@ func (s *Server) Dial(t testing.TB) *ldapv3.Conn {
 	return conn
 }
 
-// StoreConfig returns a --store-config file for the server, with extra
+// StoreConfig returns an LDAP store configuration document for the server, with extra
 // YAML lines appended.
 func (s *Server) StoreConfig(extra ...string) string {
 	return strings.Join(append([]string{
