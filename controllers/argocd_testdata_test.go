@@ -8,7 +8,6 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -20,8 +19,6 @@ import (
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
-	"sigs.k8s.io/controller-runtime/pkg/client/interceptor"
-	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 	"sigs.k8s.io/yaml"
 
 	"roster.dev/roster/api/v1alpha1"
@@ -266,34 +263,8 @@ func TestArgoCDTestdata(t *testing.T) {
 func interruptedImport(t *testing.T) *v1alpha1.UserImport {
 	t.Helper()
 	g := NewWithT(t)
-	ns := newNamespaceNamed(t, "manual-")
-	const rows = 600
-	var b strings.Builder
-	for i := range rows {
-		fmt.Fprintf(&b, "add-user,r%04d@%s.example.com,Row,N%d\n", i, ns, i)
-	}
-	imp := newImport(ns, "onboarding", v1alpha1.UserImportSpec{Source: inline(b.String())})
-	g.Expect(k8s.Create(t.Context(), imp)).To(Succeed())
-	req := reconcile.Request{NamespacedName: client.ObjectKeyFromObject(imp)}
-	g.Eventually(func() error {
-		return importReconciler.Get(t.Context(), req.NamespacedName, &v1alpha1.UserImport{})
-	}, timeout, tick).Should(Succeed())
-
-	var creates atomic.Int32
-	ctx, cancel := context.WithCancel(t.Context())
-	defer cancel()
-	interrupted := *importReconciler
-	interrupted.Client = interceptor.NewClient(noWatch{importReconciler.Client}, interceptor.Funcs{
-		Create: func(ctx context.Context, c client.WithWatch, obj client.Object, opts ...client.CreateOption) error {
-			if creates.Add(1) > 550 {
-				cancel()
-				return ctx.Err()
-			}
-			return c.Create(ctx, obj, opts...)
-		},
-	})
-	_, err := interrupted.Reconcile(ctx, req)
-	g.Expect(err).To(HaveOccurred())
+	req := interruptImport(t, "onboarding", 600, 550)
+	ns := req.Namespace
 
 	got := &v1alpha1.UserImport{}
 	g.Expect(k8s.Get(t.Context(), req.NamespacedName, got)).To(Succeed())

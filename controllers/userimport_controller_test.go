@@ -254,17 +254,19 @@ func TestImportRerunsWhenItsSpecChanges(t *testing.T) {
 	g.Expect(k8s.Create(t.Context(), two)).To(MatchError(ContainSubstring("exactly one of")))
 }
 
-// An import interrupted mid-way (the manager stopped) resumes from its last
-// progress write and applies no row twice.
-func TestImportResumesAfterRestart(t *testing.T) {
+// interruptImport creates an import of rows new Users in a namespace the
+// manager leaves alone ("manual-"), and drives its reconciler by hand as a
+// manager that dies (its context cancelled) once crashAfter Users were
+// created. It returns the import's key.
+func interruptImport(t *testing.T, name string, rows, crashAfter int32) reconcile.Request {
+	t.Helper()
 	g := NewWithT(t)
 	ns := newNamespaceNamed(t, "manual-")
-	const rows = 1200
 	var b strings.Builder
 	for i := range rows {
 		fmt.Fprintf(&b, "add-user,r%04d@%s.example.com,Row,N%d\n", i, ns, i)
 	}
-	imp := newImport(ns, "big", v1alpha1.UserImportSpec{Source: inline(b.String())})
+	imp := newImport(ns, name, v1alpha1.UserImportSpec{Source: inline(b.String())})
 	g.Expect(k8s.Create(t.Context(), imp)).To(Succeed())
 	req := reconcile.Request{NamespacedName: client.ObjectKeyFromObject(imp)}
 	// The reconciler reads through the manager's cache: wait until it has the import.
@@ -272,14 +274,13 @@ func TestImportResumesAfterRestart(t *testing.T) {
 		return importReconciler.Get(t.Context(), req.NamespacedName, &v1alpha1.UserImport{})
 	}, timeout, tick).Should(Succeed())
 
-	// First run: the "manager" dies after 700 Users were created.
 	var creates atomic.Int32
 	ctx, cancel := context.WithCancel(t.Context())
 	defer cancel()
 	crashing := *importReconciler
 	crashing.Client = interceptor.NewClient(noWatch{importReconciler.Client}, interceptor.Funcs{
 		Create: func(ctx context.Context, c client.WithWatch, obj client.Object, opts ...client.CreateOption) error {
-			if creates.Add(1) > 700 {
+			if creates.Add(1) > crashAfter {
 				cancel()
 				return ctx.Err()
 			}
@@ -288,6 +289,17 @@ func TestImportResumesAfterRestart(t *testing.T) {
 	})
 	_, err := crashing.Reconcile(ctx, req)
 	g.Expect(err).To(HaveOccurred())
+	return req
+}
+
+// An import interrupted mid-way (the manager stopped) resumes from its last
+// progress write and applies no row twice.
+func TestImportResumesAfterRestart(t *testing.T) {
+	g := NewWithT(t)
+	const rows = 1200
+	// First run: the "manager" dies after 700 Users were created.
+	req := interruptImport(t, "big", rows, 700)
+	ns := req.Namespace
 
 	mid := &v1alpha1.UserImport{}
 	g.Expect(k8s.Get(t.Context(), req.NamespacedName, mid)).To(Succeed())
@@ -303,7 +315,7 @@ func TestImportResumesAfterRestart(t *testing.T) {
 			return c.Create(ctx, obj, opts...)
 		},
 	})
-	_, err = resumed.Reconcile(t.Context(), req)
+	_, err := resumed.Reconcile(t.Context(), req)
 	g.Expect(err).NotTo(HaveOccurred())
 
 	done := &v1alpha1.UserImport{}
