@@ -111,6 +111,7 @@ func TestSCIMStore(t *testing.T) {
 	t.Run("DriftIsCorrected", s.testDriftIsCorrected)
 	t.Run("BesideLDAP", s.testBesideLDAP)
 	t.Run("LockNotEnforced", s.testLockNotEnforced)
+	t.Run("CoreSchemasOnly", s.testCoreSchemasOnly)
 }
 
 func (s *scimSuite) namespace(t *testing.T) string {
@@ -303,4 +304,75 @@ func (s *scimSuite) declareLDAP(t *testing.T, name string, slapd *ldaptest.Serve
 	}
 	g.Expect(controllerstest.CreateStore(t.Context(), s.k8s, ids, timeout)).To(Succeed())
 	return ids
+}
+
+// testCoreSchemasOnly declares a second service that knows only RFC 7643's
+// schemas: a Group there holds its members, people in the service read its
+// display name, and it is Ready; adding a member later is one more PATCH
+// the service accepts.
+func (s *scimSuite) testCoreSchemasOnly(t *testing.T) {
+	g := NewWithT(t)
+	peer := scimtest.Start(t, scimtest.Options{CoreSchemas: true})
+	ns := s.namespace(t)
+	ids := &v1alpha1.IdentityStore{
+		ObjectMeta: metav1.ObjectMeta{Name: "core-scim"},
+		Spec: v1alpha1.IdentityStoreSpec{
+			SCIM:    &v1alpha1.SCIMStoreSpec{URL: peer.URL, Insecure: true, TokenSecretRef: v1alpha1.SecretKeyReference{Name: "scim-token", Key: "token"}},
+			Tenants: []v1alpha1.TenantRule{{Namespaces: []string{ns}, EmailDomains: []string{"*"}, Roles: []string{"*"}}},
+		},
+	}
+	g.Expect(controllerstest.CreateStore(t.Context(), s.k8s, ids, timeout)).To(Succeed())
+	st, err := scim.New(t.Context(), scim.Config{URL: peer.URL, Insecure: true, TokenFile: scimtest.TokenFile(t)}, scim.Options{})
+	g.Expect(err).NotTo(HaveOccurred())
+	t.Cleanup(func() { _ = st.Close() })
+
+	ref := &v1alpha1.StoreReference{Name: ids.Name}
+	var users []*v1alpha1.User
+	for _, name := range []string{"ken", "dennis"} {
+		u := &v1alpha1.User{
+			ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name},
+			Spec:       v1alpha1.UserSpec{Email: name + "@" + ns + ".example.com", FirstName: name, LastName: "Bell", StoreRef: ref},
+		}
+		g.Expect(s.k8s.Create(t.Context(), u)).To(Succeed())
+		users = append(users, u)
+	}
+	storeIDs := map[string]string{}
+	for _, u := range users {
+		g.Eventually(func(g Gomega) {
+			var got v1alpha1.User
+			g.Expect(s.k8s.Get(t.Context(), client.ObjectKeyFromObject(u), &got)).To(Succeed())
+			g.Expect(got.Status.Phase).To(Equal(v1alpha1.UserInvited), "conditions: %+v", got.Status.Conditions)
+			storeIDs[u.Name] = got.Status.StoreID
+		}, timeout, tick).Should(Succeed())
+	}
+
+	grp := &v1alpha1.Group{
+		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "unix"},
+		Spec:       v1alpha1.GroupSpec{DisplayName: "Unix", Members: []string{"ken"}, StoreRef: ref},
+	}
+	g.Expect(s.k8s.Create(t.Context(), grp)).To(Succeed())
+	ready := func(want ...string) {
+		g.Eventually(func(g Gomega) {
+			var got v1alpha1.Group
+			g.Expect(s.k8s.Get(t.Context(), client.ObjectKeyFromObject(grp), &got)).To(Succeed())
+			g.Expect(meta.IsStatusConditionTrue(got.Status.Conditions, v1alpha1.ConditionReady)).To(BeTrue(), "conditions: %+v", got.Status.Conditions)
+			g.Expect(got.Status.ObservedGeneration).To(Equal(got.Generation))
+			sg, err := st.GetGroup(t.Context(), got.Status.StoreID)
+			g.Expect(err).NotTo(HaveOccurred())
+			g.Expect(sg.DisplayName).To(Equal("Unix"), "people in the service read the display name")
+			g.Expect(sg.Name).To(Equal(ns+"/unix"), "Roster knows the group by its externalId")
+			members, err := st.ListGroupMembers(t.Context(), got.Status.StoreID)
+			g.Expect(err).NotTo(HaveOccurred())
+			g.Expect(members).To(ConsistOf(want))
+		}, timeout, tick).Should(Succeed())
+	}
+	ready(storeIDs["ken"])
+
+	g.Eventually(func(g Gomega) {
+		var got v1alpha1.Group
+		g.Expect(s.k8s.Get(t.Context(), client.ObjectKeyFromObject(grp), &got)).To(Succeed())
+		got.Spec.Members = append(got.Spec.Members, "dennis")
+		g.Expect(s.k8s.Update(t.Context(), &got)).To(Succeed())
+	}, timeout, tick).Should(Succeed())
+	ready(storeIDs["ken"], storeIDs["dennis"])
 }

@@ -2,7 +2,7 @@
 // Roster's SCIM store is tested against it: the protocol (filters, PATCH,
 // paging, error bodies, ServiceProviderConfig) is SCIMMY's, not Roster's;
 // this file only keeps the resources in memory and adds the rules a real
-// service enforces (unique userName and group names, members that exist).
+// service enforces (unique userName and externalId, members that exist).
 //
 // Usage: node server.js [port]   (port 0 or none: any free port)
 //
@@ -19,6 +19,10 @@
 //                         bucket; beyond it the answer is 429 with the
 //                         Retry-After that the next token needs (0: none)
 //   SCIM_RATE_BURST       the bucket's size (default: one second's worth)
+//   SCIM_ROSTER_SCHEMAS   "false" to declare only RFC 7643's schemas (core
+//                         and enterprise), as most services do; SCIMMY then
+//                         refuses Roster's extensions as it would any
+//                         unknown schema
 //
 // GET /_stats (no token) answers what the peer served: authenticated
 // requests and the 429s among them, for benchmarks.
@@ -46,6 +50,7 @@ const retryAfter = process.env.SCIM_RETRY_AFTER || "1";
 const throttleOnHup = Number.parseInt(process.env.SCIM_THROTTLE_ON_HUP || "0", 10);
 const rateLimit = Number.parseFloat(process.env.SCIM_RATE_LIMIT || "0");
 const rateBurst = Number.parseFloat(process.env.SCIM_RATE_BURST || "0") || Math.max(1, rateLimit);
+const rosterSchemas = process.env.SCIM_ROSTER_SCHEMAS !== "false";
 
 // Roster's extensions: what the core schemas have no place for.
 const {Attribute, SchemaDefinition} = SCIMMY.Types;
@@ -57,7 +62,7 @@ const RosterUser = new SchemaDefinition("RosterUser", "urn:ietf:params:scim:sche
     ]),
 ]);
 const RosterGroup = new SchemaDefinition("RosterGroup", "urn:ietf:params:scim:schemas:extension:roster:2.0:Group", "Roster group attributes", [
-    new Attribute("string", "label", {description: "The name people see."}),
+    new Attribute("string", "externalID", {caseExact: true, uniqueness: "server", description: "The group's identifier in other systems."}),
     new Attribute("string", "description", {description: "What the group is for."}),
 ]);
 
@@ -133,7 +138,8 @@ function select(map, resource, caseless, ctx) {
     return all.filter((u) => keep.has(u.id));
 }
 
-SCIMMY.Resources.declare(SCIMMY.Resources.User.extend(SCIMMY.Schemas.EnterpriseUser, false).extend(RosterUser, false))
+const UserResource = SCIMMY.Resources.User.extend(SCIMMY.Schemas.EnterpriseUser, false);
+SCIMMY.Resources.declare(rosterSchemas ? UserResource.extend(RosterUser, false) : UserResource)
     .egress((resource, ctx) => select(users, resource, ["username"], ctx))
     .ingress((resource, instance) => {
         const data = plain(instance);
@@ -164,7 +170,7 @@ SCIMMY.Resources.declare(SCIMMY.Resources.User.extend(SCIMMY.Schemas.EnterpriseU
         }
     });
 
-SCIMMY.Resources.declare(SCIMMY.Resources.Group.extend(RosterGroup, false))
+SCIMMY.Resources.declare(rosterSchemas ? SCIMMY.Resources.Group.extend(RosterGroup, false) : SCIMMY.Resources.Group)
     .egress((resource, ctx) => select(groups, resource, [], ctx))
     .ingress((resource, instance) => {
         const data = plain(instance);
@@ -172,8 +178,10 @@ SCIMMY.Resources.declare(SCIMMY.Resources.Group.extend(RosterGroup, false))
         if (resource.id && !existing) throw notFound(`Resource ${resource.id} not found`);
         for (const g of groups.values()) {
             if (g.id === resource.id) continue;
-            if (g.displayName === data.displayName) throw conflict(`displayName ${data.displayName} is already taken`);
+            // displayName is not unique (RFC 7643 section 4.2 leaves it so).
             if (data.externalId && g.externalId === data.externalId) throw conflict(`externalId ${data.externalId} is already taken`);
+            const ext = (x) => x["urn:ietf:params:scim:schemas:extension:roster:2.0:Group"]?.externalID;
+            if (ext(data) && ext(g) === ext(data)) throw conflict(`externalID ${ext(data)} is already taken`);
         }
         const seen = new Set();
         data.members = (data.members ?? []).filter((m) => !seen.has(m.value) && seen.add(m.value));

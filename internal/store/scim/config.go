@@ -47,10 +47,11 @@ type Config struct {
 	// extension's (employeeNumber, costCenter, organization, division,
 	// department) into urn:ietf:params:scim:schemas:extension:enterprise:2.0:User.
 	EnterpriseExtension bool `json:"enterpriseExtension,omitempty"`
-	// RosterExtension (default true) keeps what the core schemas have no
-	// place for in Roster's own schema extension: further attributes, the
-	// activated flag and a group's display name and description. Turn it off
-	// for services that refuse unknown schemas.
+	// RosterExtension keeps what the core schemas have no place for in
+	// Roster's own schema extensions: further attributes, the activated flag,
+	// a group's Roster name and description. Unset, each extension is used
+	// only when the service declares it under /Schemas; true sends them to
+	// a service that accepts them without declaring them; false never does.
 	RosterExtension *bool `json:"rosterExtension,omitempty"`
 
 	// Token and CAPEM, when set, are the token and the CA bundle
@@ -69,16 +70,18 @@ type RateLimit struct {
 
 // settings is a checked Config with its defaults filled in.
 type settings struct {
-	base            *url.URL
-	token           string
-	tls             *tls.Config
-	timeout         time.Duration
-	limiter         *rate.Limiter
-	maxRetries      int
-	maxRetryWait    time.Duration
-	pageSize        int
-	enterprise      bool
-	rosterExtension bool
+	base         *url.URL
+	token        string
+	tls          *tls.Config
+	timeout      time.Duration
+	limiter      *rate.Limiter
+	maxRetries   int
+	maxRetryWait time.Duration
+	pageSize     int
+	enterprise   bool
+	// rosterExtension is the config's choice: nil to follow what the
+	// service declares.
+	rosterExtension *bool
 }
 
 // ParseConfig reads a --store-config file's content. Unknown and invalid
@@ -105,7 +108,7 @@ func LoadConfig(path string) (Config, error) {
 func (c Config) settings() (settings, error) {
 	var errs []error
 	bad := func(format string, args ...any) { errs = append(errs, fmt.Errorf(format, args...)) }
-	s := settings{timeout: 30 * time.Second, maxRetries: 5, maxRetryWait: 2 * time.Minute, pageSize: 100, enterprise: c.EnterpriseExtension, rosterExtension: true}
+	s := settings{timeout: 30 * time.Second, maxRetries: 5, maxRetryWait: 2 * time.Minute, pageSize: 100, enterprise: c.EnterpriseExtension, rosterExtension: c.RosterExtension}
 
 	switch u, err := url.Parse(c.URL); {
 	case c.URL == "":
@@ -168,9 +171,6 @@ func (c Config) settings() (settings, error) {
 		bad("pageSize: must not be negative")
 	} else if c.PageSize > 0 {
 		s.pageSize = c.PageSize
-	}
-	if c.RosterExtension != nil {
-		s.rosterExtension = *c.RosterExtension
 	}
 	if r := c.RateLimit; r != nil {
 		var limit rate.Limit

@@ -31,7 +31,7 @@ rosterExtension: false
 `,
 			check: func(t *testing.T, s settings) {
 				if s.base.Host != "scim.example.com" || s.token != "s3cret" || s.timeout != 10*time.Second ||
-					s.maxRetries != 2 || s.maxRetryWait != 30*time.Second || s.pageSize != 50 || !s.enterprise || s.rosterExtension {
+					s.maxRetries != 2 || s.maxRetryWait != 30*time.Second || s.pageSize != 50 || !s.enterprise || s.rosterExtension == nil || *s.rosterExtension {
 					t.Errorf("settings = %+v", s)
 				}
 				if s.limiter == nil || s.limiter.Limit() != 3 || s.limiter.Burst() != 5 {
@@ -43,7 +43,7 @@ rosterExtension: false
 			name: "defaults",
 			yaml: "url: https://127.0.0.1:8443\ntokenEnv: SCIM_TEST_TOKEN\n",
 			check: func(t *testing.T, s settings) {
-				if s.timeout != 30*time.Second || s.maxRetries != 5 || s.pageSize != 100 || !s.rosterExtension || s.limiter != nil {
+				if s.timeout != 30*time.Second || s.maxRetries != 5 || s.pageSize != 100 || s.rosterExtension != nil || s.limiter != nil {
 					t.Errorf("settings = %+v", s)
 				}
 			},

@@ -7,6 +7,7 @@ import (
 	"flag"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
@@ -41,7 +42,7 @@ func golden(t *testing.T, name string, v any) {
 }
 
 func testStore(enterprise, roster bool) *Store {
-	return &Store{cfg: settings{enterprise: enterprise, rosterExtension: roster}}
+	return &Store{cfg: settings{enterprise: enterprise}, userExt: roster, groupExt: roster}
 }
 
 func ptr[T any](v T) *T { return &v }
@@ -143,6 +144,19 @@ func TestEncodeGroup(t *testing.T) {
 		t.Fatal(err)
 	}
 	golden(t, "group-create-bare", bare)
+
+	core := testStore(false, false)
+	r, err = core.newGroup(store.Group{Name: "ns/eng", DisplayName: "Engineering", Description: "People who build"}, []string{"u1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	golden(t, "group-create-core-only", r)
+	if g := core.decodeGroup(r); g.Name != "ns/eng" || g.DisplayName != "Engineering" || g.ExternalID != "" {
+		t.Errorf("decoded core-only group = %+v", g)
+	}
+	if _, err := core.newGroup(store.Group{Name: "ns/eng", ExternalID: "ext-eng"}, nil); !errors.Is(err, store.ErrRejected) || !strings.Contains(err.Error(), "spec.externalID") {
+		t.Errorf("an external ID without the extension: err = %v, want ErrRejected naming spec.externalID", err)
+	}
 }
 
 func TestMemberPatch(t *testing.T) {

@@ -230,7 +230,7 @@ func (s *Store) userFields(r resource, u store.UserUpdate) error {
 			setString(r.sub(enterpriseSchema, true), k, v)
 			continue
 		}
-		if !s.cfg.rosterExtension {
+		if !s.userExt {
 			return &attributeError{key: k}
 		}
 		r.addSchema(rosterUserSchema)
@@ -266,7 +266,7 @@ func (s *Store) newUser(u store.User) (resource, error) {
 		FirstName: &u.FirstName, LastName: &u.LastName, Role: &u.Role, Mobile: &u.Mobile,
 		TimeZone: &u.TimeZone, Country: &u.Country, Locale: &u.Locale, Attributes: u.Attributes,
 	})
-	if s.cfg.rosterExtension {
+	if s.userExt {
 		r.addSchema(rosterUserSchema)
 		r.sub(rosterUserSchema, true)["activated"] = u.Activated
 	}
@@ -312,25 +312,29 @@ func (s *Store) decodeUser(r resource) store.User {
 	return u
 }
 
-// groupFields writes a group update into a SCIM Group. The group's Name is
-// the SCIM displayName, the attribute every service can filter groups by;
-// Roster's display name and description live in its extension.
+// groupFields writes a group update into a SCIM Group. The SCIM
+// displayName is the name people read in the service: the Group's display
+// name. The group's Roster name (namespace/name), which Roster finds it by,
+// is its externalId, the identifier RFC 7643 section 3.1 leaves to the
+// provisioning client. A Group's own external ID and description go into
+// Roster's Group extension, where the service declares it.
 func (s *Store) groupFields(r resource, u store.GroupUpdate) error {
 	r.addSchema(groupSchema)
-	if u.ExternalID != nil {
-		setString(r, "externalId", *u.ExternalID)
+	if u.DisplayName != nil {
+		setString(r, "displayName", *u.DisplayName)
 	}
-	if u.DisplayName == nil && u.Description == nil {
-		return nil
+	if u.ExternalID != nil && *u.ExternalID != "" && !s.groupExt {
+		return &externalIDError{}
 	}
-	if !s.cfg.rosterExtension {
-		// Without the extension there is nowhere to keep them; the docs say so.
+	if !s.groupExt || u.ExternalID == nil && u.Description == nil {
+		// Without the extension there is nowhere to keep a description;
+		// the docs say so.
 		return nil
 	}
 	r.addSchema(rosterGroupSchema)
 	ext := r.sub(rosterGroupSchema, true)
-	if u.DisplayName != nil {
-		setString(ext, "label", *u.DisplayName)
+	if u.ExternalID != nil {
+		setString(ext, "externalID", *u.ExternalID)
 	}
 	if u.Description != nil {
 		setString(ext, "description", *u.Description)
@@ -338,9 +342,23 @@ func (s *Store) groupFields(r resource, u store.GroupUpdate) error {
 	return nil
 }
 
+// externalIDError is a Group external ID asked of a service with nowhere to
+// keep it.
+type externalIDError struct{}
+
+func (e *externalIDError) Unwrap() error { return store.ErrRejected }
+
+func (e *externalIDError) Error() string {
+	return "this SCIM service declares no Roster Group extension, and its externalId holds the group's Roster name: spec.externalID cannot be kept; leave it empty, or set rosterExtension: true if the service accepts the extension"
+}
+
 func (s *Store) newGroup(g store.Group, members []string) (resource, error) {
-	r := resource{"displayName": g.Name}
-	if err := s.groupFields(r, store.GroupUpdate{DisplayName: &g.DisplayName, ExternalID: &g.ExternalID, Description: &g.Description}); err != nil {
+	display := g.DisplayName
+	if display == "" {
+		display = g.Name
+	}
+	r := resource{"displayName": display, "externalId": g.Name}
+	if err := s.groupFields(r, store.GroupUpdate{ExternalID: &g.ExternalID, Description: &g.Description}); err != nil {
 		return nil, err
 	}
 	if ext := r.sub(rosterGroupSchema, false); ext != nil && len(ext) == 0 {
@@ -354,9 +372,9 @@ func (s *Store) newGroup(g store.Group, members []string) (resource, error) {
 }
 
 func (s *Store) decodeGroup(r resource) store.Group {
-	g := store.Group{ID: r.str("id"), Name: r.str("displayName"), ExternalID: r.str("externalId")}
+	g := store.Group{ID: r.str("id"), Name: r.str("externalId"), DisplayName: r.str("displayName")}
 	if ext := r.sub(rosterGroupSchema, false); ext != nil {
-		g.DisplayName, g.Description = ext.str("label"), ext.str("description")
+		g.ExternalID, g.Description = ext.str("externalID"), ext.str("description")
 	}
 	return g
 }

@@ -34,6 +34,9 @@ type Store struct {
 	cfg      settings
 	c        *client
 	features serviceProviderConfig
+	// userExt and groupExt are whether Roster's User and Group extensions
+	// are written: as the config says, else as the service declares.
+	userExt, groupExt bool
 }
 
 var _ store.Store = (*Store)(nil)
@@ -77,7 +80,36 @@ func New(ctx context.Context, cfg Config, opts Options) (*Store, error) {
 	if m := s.features.Filter.MaxResults; s.features.Filter.Supported && m > 0 && m < s.cfg.pageSize {
 		s.cfg.pageSize = m
 	}
+	if on := s.cfg.rosterExtension; on != nil {
+		s.userExt, s.groupExt = *on, *on
+	} else {
+		declared, err := s.declaredSchemas(ctx)
+		if err != nil {
+			return nil, fmt.Errorf("reading the schemas the service declares: %w", err)
+		}
+		s.userExt, s.groupExt = declared[rosterUserSchema], declared[rosterGroupSchema]
+	}
 	return s, nil
+}
+
+// declaredSchemas reads the schema URNs the service declares under /Schemas
+// (RFC 7644 section 4). A service that does not answer there (404, 501)
+// declares none beyond the core schemas.
+func (s *Store) declaredSchemas(ctx context.Context) (map[string]bool, error) {
+	declared := map[string]bool{}
+	var list listResponse
+	_, err := s.c.do(ctx, request{method: http.MethodGet, path: "/Schemas"}, &list)
+	var se *Error
+	if errors.As(err, &se) && (se.Status == http.StatusNotFound || se.Status == http.StatusNotImplemented) {
+		return declared, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	for _, r := range list.Resources {
+		declared[r.str("id")] = true
+	}
+	return declared, nil
 }
 
 // Kind implements store.Store.
@@ -337,7 +369,7 @@ func (s *Store) SetPassword(ctx context.Context, id, password string) error {
 	}
 	_, err := s.modify(ctx, userPath(id), userPath(id), func(r resource) error {
 		r["password"] = password
-		if s.cfg.rosterExtension {
+		if s.userExt {
 			r.addSchema(rosterUserSchema)
 			r.sub(rosterUserSchema, true)["activated"] = true
 		}
@@ -364,17 +396,17 @@ func (s *Store) GetGroup(ctx context.Context, id string) (store.Group, error) {
 	return s.decodeGroup(r), nil
 }
 
-// FindGroupByName implements store.Store with a displayName eq filter.
+// FindGroupByName implements store.Store with an externalId eq filter (see
+// groupFields).
 func (s *Store) FindGroupByName(ctx context.Context, name string) (store.Group, error) {
 	filter := ""
 	if s.features.Filter.Supported {
-		filter = "displayName eq " + quote(name)
+		filter = "externalId eq " + quote(name)
 	}
 	var found *store.Group
 	errFound := errors.New("found")
 	err := s.search(ctx, "/Groups", filter, url.Values{"excludedAttributes": {"members"}}, func(r resource) error {
-		if r.str("displayName") == name {
-			g := s.decodeGroup(r)
+		if g := s.decodeGroup(r); g.Name == name {
 			found = &g
 			return errFound
 		}

@@ -45,6 +45,9 @@ type Options struct {
 	// a bucket of RateBurst; beyond it the answer is 429 with Retry-After.
 	RateLimit float64
 	RateBurst int
+	// CoreSchemas makes the peer declare only RFC 7643's schemas, not
+	// Roster's extensions, as most real services do.
+	CoreSchemas bool
 }
 
 // Server is a running peer.
@@ -104,6 +107,9 @@ func Launch(opts Options, logs io.Writer) (*Server, error) {
 	}
 	if opts.ETag {
 		cmd.Env = append(cmd.Env, "SCIM_ETAG=true")
+	}
+	if opts.CoreSchemas {
+		cmd.Env = append(cmd.Env, "SCIM_ROSTER_SCHEMAS=false")
 	}
 	if opts.ThrottleOnSignal > 0 {
 		cmd.Env = append(cmd.Env, fmt.Sprintf("SCIM_THROTTLE_ON_HUP=%d", opts.ThrottleOnSignal))
