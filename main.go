@@ -64,6 +64,7 @@ type options struct {
 	smtpURL           string
 	smtpPasswordFile  string
 	smtpPasswordEnv   string
+	smtpCAFile        string
 	mailFrom          string
 	productName       string
 	mailTemplatesDir  string
@@ -110,6 +111,7 @@ func parseFlags(args []string) (*options, error) {
 	fs.StringVar(&o.smtpURL, "smtp-url", "", "SMTP server: smtp://[user@]host[:587] (STARTTLS) or smtps://[user@]host[:465] (TLS); without it, messages go to --outbox-dir")
 	fs.StringVar(&o.smtpPasswordFile, "smtp-password-file", "", "file holding the SMTP user's password (for example a mounted Secret)")
 	fs.StringVar(&o.smtpPasswordEnv, "smtp-password-env", "", "environment variable holding the SMTP user's password")
+	fs.StringVar(&o.smtpCAFile, "smtp-ca-file", "", "PEM bundle of CAs trusted, besides the system's, for the SMTP server's certificate")
 	fs.StringVar(&o.mailFrom, "mail-from", "Roster <roster@localhost>", "sender of invitation and password reset emails")
 	fs.StringVar(&o.productName, "product-name", "Roster", "the platform's name, used in emails and on the password pages")
 	fs.StringVar(&o.mailTemplatesDir, "mail-templates-dir", "", "folder of email templates replacing the built-in ones file by file (see docs/invitations.md)")
@@ -179,6 +181,9 @@ func (o *options) validateMail() error {
 	if o.smtpPasswordFile != "" && o.smtpPasswordEnv != "" {
 		return fmt.Errorf("--smtp-password-file and --smtp-password-env: give one, not both")
 	}
+	if o.smtpCAFile != "" && o.smtpURL == "" {
+		return fmt.Errorf("--smtp-ca-file is given but --smtp-url is not")
+	}
 	if (o.smtpPasswordFile != "" || o.smtpPasswordEnv != "") && o.smtpURL == "" {
 		return fmt.Errorf("an SMTP password is given but --smtp-url is not")
 	}
@@ -233,7 +238,7 @@ func (o *options) mailSender() (mail.Sender, string, error) {
 	if err != nil {
 		return nil, "", err
 	}
-	s, err := mail.NewSMTP(mail.SMTPConfig{URL: o.smtpURL, Password: pw, From: o.from})
+	s, err := mail.NewSMTP(mail.SMTPConfig{URL: o.smtpURL, Password: pw, From: o.from, CAFile: o.smtpCAFile})
 	if err != nil {
 		return nil, "", fmt.Errorf("--smtp-url: %w", err)
 	}

@@ -255,7 +255,23 @@ type faultyStore struct {
 	mu          sync.Mutex
 	down        bool
 	noPasswords bool
-	rejected    map[string]int // email -> CreateUser calls rejected
+	rejected    map[string]int   // email -> CreateUser calls rejected
+	refusals    map[string]error // store ID -> SetPassword's answer
+}
+
+// refusePasswords makes SetPassword of the store user answer err; nil
+// lifts it.
+func (f *faultyStore) refusePasswords(id string, err error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.refusals == nil {
+		f.refusals = map[string]error{}
+	}
+	if err != nil {
+		f.refusals[id] = err
+	} else {
+		delete(f.refusals, id)
+	}
 }
 
 // rejectCreate makes CreateUser reject the address with store.ErrRejected.
@@ -301,6 +317,12 @@ func (f *faultyStore) SetPassword(ctx context.Context, id, password string) erro
 	}
 	if !f.Capabilities().Passwords {
 		return store.ErrPasswordsUnsupported
+	}
+	f.mu.Lock()
+	refusal := f.refusals[id]
+	f.mu.Unlock()
+	if refusal != nil {
+		return refusal
 	}
 	return f.Store.SetPassword(ctx, id, password)
 }

@@ -311,6 +311,9 @@ func (r *UserReconciler) computeLinkStatus(user *v1alpha1.User, pass *userPass) 
 
 	in := r.linkInput(user, pass, invitation.PurposeInvitation)
 	cond := invitationConditionOf(in, pass.store.Name, r.Clock.Now())
+	if reset != nil && !reset.RefusedAt.IsZero() && in.Phase == v1alpha1.UserActive {
+		cond = passwordRefused(pass.store.Name, "password reset", reset)
+	}
 	if cond == nil {
 		meta.RemoveStatusCondition(&st.Conditions, v1alpha1.ConditionInvitation)
 		return

@@ -27,6 +27,7 @@ const (
 	ReasonPasswordResetNotSent  = "PasswordResetNotSent"
 	ReasonMailFailed            = "MailFailed"
 	ReasonLinkRequestDeferred   = "LinkRequestDeferred"
+	ReasonPasswordRefused       = "PasswordRefused"
 )
 
 // LinkInput is what decides whether a pass emails a link.
@@ -138,6 +139,8 @@ func invitationConditionOf(in linkState, storeKind string, now time.Time) *metav
 	case !in.Passwords:
 		return c(metav1.ConditionFalse, ReasonPasswordsNotSupported,
 			"The %s store does not accept passwords set by Roster, so no invitation or password reset link is sent; the user signs in through the store's own login, such as single sign-on.", storeKind)
+	case rec != nil && !rec.RefusedAt.IsZero() && in.Phase == v1alpha1.UserInvited:
+		return passwordRefused(storeKind, "invitation", rec)
 	case accepted && in.Phase != v1alpha1.UserInvited:
 		return c(metav1.ConditionTrue, ReasonInvitationAccepted, "The user accepted the invitation and chose a password.")
 	case in.Phase == v1alpha1.UserActive:
@@ -162,6 +165,15 @@ func invitationConditionOf(in linkState, storeKind string, now time.Time) *metav
 	default:
 		return c(metav1.ConditionTrue, ReasonInvitationSent, "The invitation was sent and waits for the user to choose a password.")
 	}
+}
+
+// passwordRefused is the Invitation condition when the store refused, for
+// a reason no other password gets past, the password a person chose
+// through a link: a person must fix the store, and the link stays valid.
+func passwordRefused(storeName, link string, rec *invitation.Record) *metav1.Condition {
+	return &metav1.Condition{Type: v1alpha1.ConditionInvitation, Status: metav1.ConditionFalse, Reason: ReasonPasswordRefused,
+		Message: fmt.Sprintf("At %s the %s store refused the password the user chose through the %s link, and no other password would pass: %s. Fix the store; the link stays valid.",
+			rec.RefusedAt.UTC().Format(time.RFC3339), storeName, link, strings.TrimSuffix(rec.StoreError, "."))}
 }
 
 // attempts words a count of failed attempts.

@@ -28,6 +28,7 @@ import (
 	"roster.dev/roster/controllers/controllerstest"
 	"roster.dev/roster/internal/invitation"
 	"roster.dev/roster/internal/mail/mailtest"
+	"roster.dev/roster/internal/store"
 	"roster.dev/roster/internal/store/embedded"
 	"roster.dev/roster/internal/testenv"
 )
@@ -419,6 +420,48 @@ func TestPasswordReset(t *testing.T) {
 
 	settle(t, ns)
 	waitForEmails(t, addr, "reset", 1)
+}
+
+// A store that refuses any password for a reason a person must fix (389
+// Directory Server over plaintext answers confidentialityRequired) gets a
+// clear page, not "try again", a condition on the User that says why, and a
+// link that still works once the store is fixed.
+func TestPasswordRefusedByTheStore(t *testing.T) {
+	g := NewWithT(t)
+	ns := newNamespace(t)
+	addr := "tls@" + ns + ".example.com"
+	g.Expect(k8s.Create(t.Context(), newUser(ns, "tls", addr))).To(Succeed())
+	invited := waitFor(t, ns, "tls", hasPhase(v1alpha1.UserInvited))
+	refusal := fmt.Errorf("%w: setting the password of user %q: the directory accepts passwords only over an encrypted connection; use an ldaps:// URL or startTLS: LDAP Result Code 13 \"Confidentiality Required\"",
+		store.ErrRejected, invited.Status.StoreID)
+	backend.refusePasswords(invited.Status.StoreID, refusal)
+	t.Cleanup(func() { backend.refusePasswords(invited.Status.StoreID, nil) })
+
+	link := waitForEmails(t, addr, "invitation", 1)[0].link
+	p := newPage(t)
+	p.get(link)
+	pw := choose("Transport-Layer-1999")
+	status, body := p.post(link, pw, pw)
+	g.Expect(status).To(Equal(http.StatusServiceUnavailable))
+	g.Expect(body).To(ContainSubstring("trying again will not fix"))
+	g.Expect(body).NotTo(ContainSubstring("<form"))
+	got := waitFor(t, ns, "tls", hasInvitationReason(controllers.ReasonPasswordRefused))
+	g.Expect(invitationCondition(got).Status).To(Equal(metav1.ConditionFalse))
+	g.Expect(invitationCondition(got).Message).To(ContainSubstring("encrypted connection"))
+	g.Expect(invitationCondition(got).Message).NotTo(ContainSubstring(pw))
+	g.Expect(got.Status.Phase).To(Equal(v1alpha1.UserInvited))
+	g.Expect(readyCondition(got).Status).To(Equal(metav1.ConditionTrue), "the User is provisioned; only the password waits")
+
+	backend.refusePasswords(invited.Status.StoreID, nil)
+	p = newPage(t)
+	status, _ = p.get(link)
+	g.Expect(status).To(Equal(http.StatusOK), "the link stays valid")
+	status, body = p.post(link, pw, pw)
+	g.Expect(status).To(Equal(http.StatusOK), body)
+	waitFor(t, ns, "tls", func(g Gomega, u *v1alpha1.User) {
+		g.Expect(u.Status.Phase).To(Equal(v1alpha1.UserActive))
+		hasInvitationReason(controllers.ReasonInvitationAccepted)(g, u)
+	})
 }
 
 func TestMailFailureIsRetried(t *testing.T) {

@@ -177,6 +177,27 @@ func TestChartOptions(t *testing.T) {
 		t.Error("one replica got a PodDisruptionBudget")
 	}
 
+	mailCA := map[string]any{"smtp": map[string]any{"url": "smtp://roster@mail.example.com", "caConfigMap": map[string]any{"name": "mail-ca"}}}
+	for _, o := range render(t, mailCA) {
+		if o.GetKind() != "Deployment" {
+			continue
+		}
+		containers, _, _ := unstructured.NestedSlice(o.Object, "spec", "template", "spec", "containers")
+		args, _, _ := unstructured.NestedStringSlice(containers[0].(map[string]any), "args")
+		if !slices.Contains(args, "--smtp-ca-file=/etc/roster/smtp-ca/ca.crt") {
+			t.Errorf("with smtp.caConfigMap the manager's args are %v, without --smtp-ca-file", args)
+		}
+		volumes, _, _ := unstructured.NestedSlice(o.Object, "spec", "template", "spec", "volumes")
+		found := false
+		for _, v := range volumes {
+			name, _, _ := unstructured.NestedString(v.(map[string]any), "configMap", "name")
+			found = found || name == "mail-ca"
+		}
+		if !found {
+			t.Errorf("with smtp.caConfigMap no volume mounts the ConfigMap mail-ca: %v", volumes)
+		}
+	}
+
 	chrt, err := loader.Load(chartDir)
 	if err != nil {
 		t.Fatal(err)

@@ -135,6 +135,12 @@ type Record struct {
 	FailedSends int32
 	FailedAt    time.Time
 	SendError   string
+	// RefusedAt is when the store last refused a password submitted with
+	// the token for a reason no other password can get past (the
+	// directory wants an encrypted connection, say), and StoreError what it
+	// answered. A later success clears them.
+	RefusedAt  time.Time
+	StoreError string
 }
 
 // Errors from Check, worded for the page a person sees.
@@ -200,7 +206,8 @@ const (
 	MaxRetry   = 5 * time.Minute
 )
 
-// maxSendError bounds the mail server's answer kept in the record.
+// maxSendError bounds the answer (of the mail server or the store) kept in
+// the record.
 const maxSendError = 1024
 
 // MarkFailed records that sending the email with the outstanding token
@@ -258,7 +265,19 @@ func (r *Record) Unclaim(hash []byte) {
 }
 
 // Complete records that the store accepted the new password.
-func (r *Record) Complete(now time.Time) { r.CompletedAt = seconds(now) }
+func (r *Record) Complete(now time.Time) {
+	r.CompletedAt, r.RefusedAt, r.StoreError = seconds(now), time.Time{}, ""
+}
+
+// Refuse records that the store refused the password for good at now with
+// err; the token stays usable for when the store is fixed.
+func (r *Record) Refuse(now time.Time, err error) {
+	r.RefusedAt = seconds(now)
+	r.StoreError = err.Error()
+	if len(r.StoreError) > maxSendError {
+		r.StoreError = r.StoreError[:maxSendError]
+	}
+}
 
 // seconds is the precision a record keeps (and Kubernetes shows times in).
 func seconds(t time.Time) time.Time { return t.UTC().Truncate(time.Second) }
@@ -279,6 +298,8 @@ const (
 	keyFailedSends = "failedSends"
 	keyFailedAt    = "failedAt"
 	keySendError   = "sendError"
+	keyRefusedAt   = "refusedAt"
+	keyStoreError  = "storeError"
 )
 
 // ReadRecord reads the record a Secret holds.
@@ -294,7 +315,7 @@ func ReadRecord(s *corev1.Secret) (Record, error) {
 	for key, dst := range map[string]*time.Time{
 		keyIssuedAt: &r.IssuedAt, keyExpiresAt: &r.ExpiresAt, keySentAt: &r.SentAt,
 		keyUsedAt: &r.UsedAt, keyCompletedAt: &r.CompletedAt, keyRevokedAt: &r.RevokedAt, keyHourStart: &r.HourStart,
-		keyFailedAt: &r.FailedAt,
+		keyFailedAt: &r.FailedAt, keyRefusedAt: &r.RefusedAt,
 	} {
 		if v := d[key]; len(v) > 0 {
 			if *dst, err = time.Parse(time.RFC3339, string(v)); err != nil {
@@ -313,6 +334,7 @@ func ReadRecord(s *corev1.Secret) (Record, error) {
 	}
 	r.Request = string(d[keyRequest])
 	r.SendError = string(d[keySendError])
+	r.StoreError = string(d[keyStoreError])
 	return r, nil
 }
 
@@ -325,7 +347,7 @@ func (r Record) WriteTo(s *corev1.Secret) {
 	for key, t := range map[string]time.Time{
 		keyIssuedAt: r.IssuedAt, keyExpiresAt: r.ExpiresAt, keySentAt: r.SentAt,
 		keyUsedAt: r.UsedAt, keyCompletedAt: r.CompletedAt, keyRevokedAt: r.RevokedAt, keyHourStart: r.HourStart,
-		keyFailedAt: r.FailedAt,
+		keyFailedAt: r.FailedAt, keyRefusedAt: r.RefusedAt,
 	} {
 		if !t.IsZero() {
 			d[key] = []byte(t.UTC().Format(time.RFC3339))
@@ -345,6 +367,9 @@ func (r Record) WriteTo(s *corev1.Secret) {
 	}
 	if r.SendError != "" {
 		d[keySendError] = []byte(r.SendError)
+	}
+	if r.StoreError != "" {
+		d[keyStoreError] = []byte(r.StoreError)
 	}
 	s.Data = d
 	s.StringData = nil

@@ -211,3 +211,29 @@ func TestIndexValue(t *testing.T) {
 		t.Error("SecretSelector does not select a record Secret")
 	}
 }
+
+func TestRefusalRoundTripsAndACompletionClearsIt(t *testing.T) {
+	now := time.Date(2026, 3, 2, 9, 30, 15, 0, time.UTC)
+	tok, _ := New(uid)
+	var rec Record
+	rec.Issue(tok, now, time.Hour)
+	hash := rec.Claim(now)
+	rec.Unclaim(hash)
+	rec.Refuse(now, errors.New("LDAP Result Code 13 \"Confidentiality Required\""))
+	s := &corev1.Secret{}
+	rec.WriteTo(s)
+	got, err := ReadRecord(s)
+	if err != nil {
+		t.Fatalf("ReadRecord: %v", err)
+	}
+	if !got.RefusedAt.Equal(now) || !strings.Contains(got.StoreError, "Confidentiality Required") {
+		t.Errorf("after a round trip RefusedAt, StoreError = %v, %q", got.RefusedAt, got.StoreError)
+	}
+	if err := got.Check(tok, now); err != nil {
+		t.Errorf("a refused password used up the link: %v", err)
+	}
+	got.Complete(now.Add(time.Minute))
+	if !got.RefusedAt.IsZero() || got.StoreError != "" {
+		t.Errorf("a completion kept the refusal: %v, %q", got.RefusedAt, got.StoreError)
+	}
+}

@@ -250,6 +250,51 @@ func TestSMTP(t *testing.T) {
 	}
 }
 
+// A mail server with a certificate from a private CA is trusted through a
+// CA file, and refused without it.
+func TestSMTPCAFile(t *testing.T) {
+	srv, err := mailtest.Start(false)
+	if err != nil {
+		t.Fatalf("starting the SMTP server: %v", err)
+	}
+	defer srv.Close()
+	dir := t.TempDir()
+	caFile := filepath.Join(dir, "ca.pem")
+	if err := os.WriteFile(caFile, srv.CAPEM, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfg := mail.SMTPConfig{URL: srv.URL, Password: mailtest.Password, From: from, Timeout: 10 * time.Second}
+	untrusting, err := mail.NewSMTP(cfg)
+	if err != nil {
+		t.Fatalf("NewSMTP: %v", err)
+	}
+	if err := untrusting.Send(t.Context(), render(t)); err == nil || !strings.Contains(err.Error(), "certificate") {
+		t.Errorf("Send without the CA: err = %v, want a certificate error", err)
+	}
+	cfg.CAFile = caFile
+	sender, err := mail.NewSMTP(cfg)
+	if err != nil {
+		t.Fatalf("NewSMTP: %v", err)
+	}
+	if err := sender.Send(t.Context(), render(t)); err != nil {
+		t.Fatalf("Send with the CA file: %v", err)
+	}
+	if got := srv.Messages(); len(got) != 1 || !got[0].TLS {
+		t.Errorf("the server received %d messages; want 1, encrypted", len(got))
+	}
+
+	empty := filepath.Join(dir, "empty.pem")
+	if err := os.WriteFile(empty, []byte("not a certificate"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for file, want := range map[string]string{empty: "holds no PEM certificate", filepath.Join(dir, "missing.pem"): "no such file"} {
+		cfg.CAFile = file
+		if _, err := mail.NewSMTP(cfg); err == nil || !strings.Contains(err.Error(), want) || !strings.Contains(err.Error(), "SMTP CA file") {
+			t.Errorf("NewSMTP with CA file %s: err = %v, want one naming the CA file and %q", file, err, want)
+		}
+	}
+}
+
 func TestSMTPFailuresAreReported(t *testing.T) {
 	srv, err := mailtest.Start(false)
 	if err != nil {

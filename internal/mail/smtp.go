@@ -3,10 +3,12 @@ package mail
 import (
 	"context"
 	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	netmail "net/mail"
 	"net/url"
+	"os"
 	"strconv"
 	"time"
 
@@ -25,8 +27,12 @@ type SMTPConfig struct {
 	Password string
 	// From is the sender.
 	From *netmail.Address
-	// TLSConfig overrides the TLS settings (tests trust their own CA with
-	// it); nil verifies the server against the system's roots.
+	// CAFile is a PEM bundle of certificate authorities trusted in addition
+	// to the system's, for a mail server with a certificate from a private
+	// CA.
+	CAFile string
+	// TLSConfig overrides the TLS settings; nil verifies the server against
+	// the system's roots and CAFile's.
 	TLSConfig *tls.Config
 	// Timeout bounds connecting and each command; 0 means 30 seconds.
 	Timeout time.Duration
@@ -90,6 +96,20 @@ func NewSMTP(cfg SMTPConfig) (*SMTP, error) {
 	tlsConfig := &tls.Config{MinVersion: tls.VersionTLS12}
 	if cfg.TLSConfig != nil {
 		tlsConfig = cfg.TLSConfig.Clone()
+	}
+	if cfg.CAFile != "" {
+		pem, err := os.ReadFile(cfg.CAFile)
+		if err != nil {
+			return nil, fmt.Errorf("SMTP CA file: %w", err)
+		}
+		pool, _ := x509.SystemCertPool()
+		if pool == nil {
+			pool = x509.NewCertPool()
+		}
+		if !pool.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("SMTP CA file: %s holds no PEM certificate", cfg.CAFile)
+		}
+		tlsConfig.RootCAs = pool
 	}
 	tlsConfig.ServerName = u.Hostname()
 	opts := []gomail.Option{

@@ -69,6 +69,8 @@ var (
 		"Ask your administrator if you think you should have access."}
 	messageUnavailable = message{"Something went wrong on our side",
 		"Your password was not changed. Please try again in a few minutes."}
+	messageStoreRefused = message{"Your password could not be saved",
+		"The directory refused the change for a reason that trying again will not fix, and your administrator can see why. Your link stays valid: once they have fixed it, open the link again."}
 	messageTooMany = message{"Too many attempts",
 		"Please wait a minute, then try again."}
 	messageTooLarge = message{"That form was too large",
@@ -162,6 +164,9 @@ func (s *Server) handle(p invitation.Purpose) http.HandlerFunc {
 		case errors.Is(err, store.ErrPasswordRejected):
 			log.Info("The store refused a password", "reason", err.Error())
 			s.form(w, r, t, http.StatusUnprocessableEntity, []string{"The password was not accepted. Please choose a different one."}, nil)
+		case errors.Is(err, store.ErrRejected):
+			log.Error(err, "The store refused to set a password; no password can pass until the store is fixed")
+			s.message(w, http.StatusServiceUnavailable, messageStoreRefused)
 		case err != nil:
 			log.Error(err, "Could not set a password through a link")
 			s.message(w, http.StatusServiceUnavailable, messageUnavailable)
@@ -263,6 +268,10 @@ func (s *Server) setPassword(ctx context.Context, t *target, pw string) error {
 	}
 	if err := t.store.SetPassword(ctx, t.stored.ID, pw); err != nil {
 		rec.Unclaim(hash)
+		if errors.Is(err, store.ErrRejected) && !errors.Is(err, store.ErrPasswordRejected) {
+			// The User's Invitation condition tells its owner.
+			rec.Refuse(s.cfg.Clock.Now(), err)
+		}
 		rec.WriteTo(claimed)
 		if uerr := s.cfg.Client.Update(ctx, claimed); uerr != nil {
 			s.cfg.Log.Error(uerr, "Could not give back a link after the store failed; the person needs a new link",

@@ -12,6 +12,7 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
+	"encoding/pem"
 	"errors"
 	"fmt"
 	"io"
@@ -41,8 +42,10 @@ type Server struct {
 	// Addr is where it listens; URL is the --smtp-url that reaches it.
 	Addr string
 	URL  string
-	// ClientTLS trusts the server's certificate.
+	// ClientTLS trusts the server's certificate; CAPEM is that certificate,
+	// the CA a client is told to trust, in PEM.
 	ClientTLS *tls.Config
+	CAPEM     []byte
 
 	srv *smtp.Server
 	ln  net.Listener
@@ -72,7 +75,8 @@ func Start(implicitTLS bool) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &Server{ClientTLS: &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}}
+	s := &Server{ClientTLS: &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12},
+		CAPEM: pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: cert.Leaf.Raw})}
 	srv := smtp.NewServer(smtp.BackendFunc(func(c *smtp.Conn) (smtp.Session, error) { return &session{s: s, conn: c}, nil }))
 	srv.Domain = "localhost"
 	srv.TLSConfig = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}

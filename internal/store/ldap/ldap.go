@@ -565,8 +565,16 @@ func (s *Store) SetPassword(ctx context.Context, id, password string) error {
 		_, err := conn.PasswordModify(ldapv3.NewPasswordModifyRequest(id, "", password))
 		return err
 	})
-	if ldapv3.IsErrorAnyOf(err, ldapv3.LDAPResultConstraintViolation, ldapv3.LDAPResultUnwillingToPerform) {
+	switch {
+	case ldapv3.IsErrorAnyOf(err, ldapv3.LDAPResultConstraintViolation, ldapv3.LDAPResultUnwillingToPerform):
 		return fmt.Errorf("setting the password of user %q: %w: %w", id, store.ErrPasswordRejected, err)
+	case ldapv3.IsErrorWithCode(err, ldapv3.LDAPResultConfidentialityRequired):
+		// 389 Directory Server, for one, refuses password changes over a
+		// plaintext connection: no password can pass until the store's
+		// connection is encrypted.
+		return fmt.Errorf("setting the password of user %q: the directory accepts passwords only over an encrypted connection; use an ldaps:// URL or startTLS: %w", id, err)
+	case ldapv3.IsErrorWithCode(err, ldapv3.LDAPResultInsufficientAccessRights):
+		return fmt.Errorf("setting the password of user %q: the bind DN may not change this user's password: %w", id, err)
 	}
 	if err != nil {
 		return fmt.Errorf("setting the password of user %q: %w", id, err)
