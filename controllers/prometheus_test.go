@@ -9,6 +9,8 @@ import (
 	"testing"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil/promlint"
+	dto "github.com/prometheus/client_model/go"
 	"github.com/prometheus/prometheus/promql/parser"
 	"k8s.io/utils/clock"
 	"sigs.k8s.io/controller-runtime/pkg/client/fake"
@@ -18,16 +20,41 @@ import (
 	"roster.dev/roster/internal/store"
 )
 
-// describer is a Registerer that keeps what each collector describes.
-type describer struct{ names []string }
+// describer is a Registerer that keeps what each collector describes: the
+// names, and each metric as an empty family of its type, for promlint.
+type describer struct {
+	names    []string
+	families []*dto.MetricFamily
+}
 
-var fqName = regexp.MustCompile(`fqName: "([^"]+)"`)
+var (
+	fqName   = regexp.MustCompile(`fqName: "([^"]+)"`)
+	helpText = regexp.MustCompile(`help: "((?:[^"\\]|\\.)*)"`)
+)
+
+// metricType is the type of what a collector exports. The manager's own
+// collectors (the state gauges) export gauges.
+func metricType(c prometheus.Collector) dto.MetricType {
+	switch c.(type) {
+	case *prometheus.CounterVec, prometheus.Counter:
+		return dto.MetricType_COUNTER
+	case *prometheus.HistogramVec, prometheus.Histogram:
+		return dto.MetricType_HISTOGRAM
+	default:
+		return dto.MetricType_GAUGE
+	}
+}
 
 func (d *describer) Register(c prometheus.Collector) error {
 	ch := make(chan *prometheus.Desc, 16)
 	go func() { c.Describe(ch); close(ch) }()
 	for desc := range ch {
 		if m := fqName.FindStringSubmatch(desc.String()); m != nil {
+			family := &dto.MetricFamily{Name: ptr(m[1]), Type: metricType(c).Enum(), Metric: []*dto.Metric{{}}}
+			if h := helpText.FindStringSubmatch(desc.String()); h != nil {
+				family.Help = ptr(h[1])
+			}
+			d.families = append(d.families, family)
 			d.names = append(d.names, m[1])
 			if strings.HasSuffix(m[1], "_seconds") { // the histograms
 				d.names = append(d.names, m[1]+"_bucket", m[1]+"_sum", m[1]+"_count")
@@ -45,15 +72,38 @@ func (d *describer) MustRegister(cs ...prometheus.Collector) {
 
 func (d *describer) Unregister(prometheus.Collector) bool { return true }
 
-// exportedMetrics names every metric the manager's own collectors export.
-func exportedMetrics() []string {
+// describeAll registers every collector of the manager's own with a
+// describer.
+func describeAll() *describer {
 	d := &describer{}
 	store.NewMetrics(d)
 	invitation.NewMetrics(d)
 	newDriftMetrics(d)
 	d.MustRegister(newStateCollector(fake.NewClientBuilder().Build(), clock.RealClock{}))
+	return d
+}
+
+// exportedMetrics names every metric the manager's own collectors export.
+func exportedMetrics() []string {
+	d := describeAll()
 	slices.Sort(d.names)
 	return slices.Compact(d.names)
+}
+
+// Every metric the manager exports passes promlint: names, units, suffixes
+// by type, help text.
+func TestMetricsPassPromlint(t *testing.T) {
+	d := describeAll()
+	if len(d.families) < 10 {
+		t.Fatalf("described %d metrics; the collectors were not all seen", len(d.families))
+	}
+	problems, err := promlint.NewWithMetricFamilies(d.families).Lint()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range problems {
+		t.Errorf("%s: %s", p.Metric, p.Text)
+	}
 }
 
 // metricsIn parses a PromQL expression and names the metrics it selects.

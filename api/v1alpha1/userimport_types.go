@@ -172,6 +172,7 @@ type UserImportStatus struct {
 	// +optional
 	// +listType=atomic
 	Failures []ImportFailure `json:"failures,omitempty"`
+	// omittedFailures counts the failed rows left out of failures.
 	// +optional
 	OmittedFailures int32 `json:"omittedFailures,omitempty"`
 	// startedAt is when the import began applying rows.
@@ -186,6 +187,8 @@ type UserImportStatus struct {
 	// +listType=map
 	// +listMapKey=type
 	Conditions []metav1.Condition `json:"conditions,omitempty"`
+	// observedGeneration is the generation of the spec the status
+	// describes: the run it reports on.
 	// +optional
 	ObservedGeneration int64 `json:"observedGeneration,omitempty"`
 }
