@@ -12,12 +12,15 @@ import (
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/tools/events"
+	"k8s.io/client-go/util/workqueue"
 	"k8s.io/utils/clock"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/builder"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/controller"
 	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
+	"sigs.k8s.io/controller-runtime/pkg/controller/priorityqueue"
+	"sigs.k8s.io/controller-runtime/pkg/event"
 	"sigs.k8s.io/controller-runtime/pkg/handler"
 	"sigs.k8s.io/controller-runtime/pkg/predicate"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
@@ -419,7 +422,7 @@ func (r *UserReconciler) event(user *v1alpha1.User, typ, reason, action, format 
 // It needs the indexes of SetupIndexes.
 func (r *UserReconciler) SetupWithManager(mgr ctrl.Manager) error {
 	b := ctrl.NewControllerManagedBy(mgr).
-		For(&v1alpha1.User{}, builder.WithPredicates(forPredicates(r.only, userChanged())...)).
+		Watches(&v1alpha1.User{}, userEvents(), builder.WithPredicates(forPredicates(r.only, userChanged())...)).
 		Watches(&v1alpha1.User{}, handler.EnqueueRequestsFromMapFunc(r.usersSharingEmail), builder.WithPredicates(onDelete())).
 		Watches(&corev1.Secret{}, handler.EnqueueRequestsFromMapFunc(recordOwner)).
 		Watches(&v1alpha1.Group{}, r.groupEvents()).
@@ -432,6 +435,31 @@ func (r *UserReconciler) SetupWithManager(mgr ctrl.Manager) error {
 		}
 	}
 	return b.Complete(r)
+}
+
+// importPriority is the work queue priority of a User an import created:
+// below everyone else's, so that a person's kubectl apply is not queued
+// behind a bulk import of thousands, and above the start-up list's.
+const importPriority = handler.LowPriority / 2
+
+// userEvents enqueues a User on its own events, as For would, except that
+// a User an import created waits behind the others.
+func userEvents() handler.EventHandler {
+	enqueue := &handler.EnqueueRequestForObject{}
+	return handler.Funcs{
+		CreateFunc: func(ctx context.Context, e event.CreateEvent, q workqueue.TypedRateLimitingInterface[reconcile.Request]) {
+			pq, ok := q.(priorityqueue.PriorityQueue[reconcile.Request])
+			if !ok || e.IsInInitialList || e.Object.GetLabels()[v1alpha1.ImportLabel] == "" {
+				enqueue.Create(ctx, e, q)
+				return
+			}
+			priority := importPriority
+			pq.AddWithOpts(priorityqueue.AddOpts{Priority: &priority}, reconcile.Request{NamespacedName: client.ObjectKeyFromObject(e.Object)})
+		},
+		UpdateFunc:  enqueue.Update,
+		DeleteFunc:  enqueue.Delete,
+		GenericFunc: enqueue.Generic,
+	}
 }
 
 // setDeactivationCondition says, on a deactivated User, when its store was

@@ -1,11 +1,16 @@
 package controllers
 
 import (
+	"fmt"
+	"slices"
 	"testing"
 	"time"
 
 	"github.com/google/go-cmp/cmp"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/controller-runtime/pkg/controller/priorityqueue"
+	"sigs.k8s.io/controller-runtime/pkg/event"
+	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
 	"roster.dev/roster/api/v1alpha1"
 	"roster.dev/roster/internal/store"
@@ -164,5 +169,36 @@ func TestStoreDrift(t *testing.T) {
 				t.Errorf("StoreDrift() mismatch (-want +got):\n%s", diff)
 			}
 		})
+	}
+}
+
+// A User an import created is queued behind one a person applied, though
+// it came first; the start-up list comes last.
+func TestImportedUsersWaitBehindOthers(t *testing.T) {
+	q := priorityqueue.New[reconcile.Request]("test")
+	defer q.ShutDown()
+	user := func(name string, imported bool) *v1alpha1.User {
+		u := &v1alpha1.User{ObjectMeta: metav1.ObjectMeta{Namespace: "t", Name: name}}
+		if imported {
+			u.Labels = map[string]string{v1alpha1.ImportLabel: "new-hires"}
+		}
+		return u
+	}
+	h := userEvents()
+	ctx := t.Context()
+	h.Create(ctx, event.CreateEvent{Object: user("listed", false), IsInInitialList: true}, q)
+	for i := range 3 {
+		h.Create(ctx, event.CreateEvent{Object: user(fmt.Sprintf("imported-%d", i), true)}, q)
+	}
+	h.Create(ctx, event.CreateEvent{Object: user("applied", false)}, q)
+	var order []string
+	for range 5 {
+		req, _, _ := q.GetWithPriority()
+		order = append(order, req.Name)
+		q.Done(req)
+	}
+	want := []string{"applied", "imported-0", "imported-1", "imported-2", "listed"}
+	if !slices.Equal(order, want) {
+		t.Errorf("dequeued %v, want %v", order, want)
 	}
 }

@@ -65,6 +65,9 @@ type options struct {
 	// scimRate is the SCIM store's rate limit in requests per second, set in
 	// Roster's store config and enforced by the peer.
 	scimRate float64
+	// phases measures, after the import, a new User's latency (idle and
+	// during a second import), a restart and a drift pass.
+	phases bool
 }
 
 func main() {
@@ -82,6 +85,7 @@ func main() {
 	flag.StringVar(&o.goMemLimit, "gomemlimit", "", "run the manager with this GOMEMLIMIT (for example 230MiB)")
 	flag.StringVar(&o.store, "store", "embedded", "the store to measure: embedded, ldap (a throwaway slapd) or scim (the SCIM peer at -scim-rate)")
 	flag.Float64Var(&o.scimRate, "scim-rate", 25, "with -store scim, the rate limit in requests per second")
+	flag.BoolVar(&o.phases, "phases", false, "after the import, measure a new User's latency (idle, and during a second import of min(N, 10000)), a restart and a drift pass")
 	flag.Parse()
 	if err := run(o); err != nil {
 		fmt.Fprintf(os.Stderr, "bench: %v\n", err)
@@ -139,11 +143,11 @@ func run(o options) error {
 		fmt.Printf("  %-8s%-66s%8.1fs  %6.0f users/s\n", "floor", work, floor.Seconds(), float64(o.users)/floor.Seconds())
 	}
 
-	mgr, err := startManager(ctx, o.manager, dir, env.KubeConfig, o.goMemLimit, strings.Fields(o.managerArgs))
+	mgr, err := startManager(ctx, o.manager, dir, env.KubeConfig, o.goMemLimit, managerArgs(o))
 	if err != nil {
 		return err
 	}
-	defer mgr.stop()
+	defer func() { mgr.stop() }()
 	if err := backend.declareStore(ctx, c); err != nil {
 		return fmt.Errorf("declaring the store: %w", err)
 	}
@@ -200,6 +204,97 @@ func run(o options) error {
 		float64((cpuAfter-cpuBefore).Milliseconds())/float64(o.users))
 	fmt.Printf("  %-8s%-66s%8.1f MiB\n", "manager", "peak RSS", float64(rss)/(1<<20))
 	fmt.Printf("  %-8s%-66s%8d\n", "manager", "errors logged", strings.Count(mgr.log.String(), `"level":"error"`))
+	if !o.phases {
+		return nil
+	}
+	return measurePhases(ctx, cfg, c, o, dir, env.KubeConfig, &mgr)
+}
+
+// managerArgs are the manager's flags beyond startManager's own: -phases
+// needs a drift pass within a minute.
+func managerArgs(o options) []string {
+	args := strings.Fields(o.managerArgs)
+	if o.phases {
+		args = append(args, "--resync-period=1m")
+	}
+	return args
+}
+
+// measurePhases measures what follows a large import: a person's new User
+// while the manager idles with N cached and while a second import runs, a
+// restart, and a store-wide drift pass.
+func measurePhases(ctx context.Context, cfg *rest.Config, c client.WithWatch, o options, dir string, kubeconfig []byte, mgr **manager) error {
+	if err := settle(ctx, cfg, (*mgr).metrics, 5*time.Second); err != nil {
+		return err
+	}
+	api0, _ := readAPIRequests(ctx, cfg)
+	mm0, _ := readManagerMetrics((*mgr).metrics)
+	idle, err := readyLatencies(ctx, c, "bench-latency", "idle", latencySamples)
+	if err != nil {
+		return fmt.Errorf("latency while idle: %w\n%s", err, (*mgr).logTail())
+	}
+	api1, _ := readAPIRequests(ctx, cfg)
+	mm1, _ := readManagerMetrics((*mgr).metrics)
+	_, storeWrites := mm1.storeCalls(mm0)
+	perUserAPI, perUserStore := api1.writesSince(api0)/latencySamples, storeWrites/latencySamples
+	printLatency(fmt.Sprintf("(new User until Ready, %d cached, idle)", o.users), idle, time.Second)
+
+	busyN := min(o.users, 10000)
+	busyStart := time.Now()
+	if err := startImport(ctx, c, "bench-busy", "second", busyN); err != nil {
+		return err
+	}
+	busy, err := readyLatencies(ctx, c, "bench-latency", "busy", latencySamples)
+	if err != nil {
+		return fmt.Errorf("latency during an import: %w\n%s", err, (*mgr).logTail())
+	}
+	printLatency(fmt.Sprintf("(new User until Ready, during an import of %d)", busyN), busy, 5*time.Second)
+	if err := waitInvited(ctx, c, "bench-busy", busyN); err != nil {
+		return err
+	}
+	fmt.Printf("  %-8s%-66s%8.1fs\n", "import", fmt.Sprintf("(the second import of %d, beside the %d new Users)", busyN, latencySamples), time.Since(busyStart).Seconds())
+	total := o.users + busyN + 2*latencySamples
+
+	if err := settle(ctx, cfg, (*mgr).metrics, 5*time.Second); err != nil {
+		return err
+	}
+	before, err := readAPIRequests(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	(*mgr).stop()
+	start := time.Now()
+	if *mgr, err = startManager(ctx, o.manager, dir, kubeconfig, o.goMemLimit, managerArgs(o)); err != nil {
+		return err
+	}
+	ready := time.Since(start)
+	first := benchUser("bench-restart", 0)
+	if err := createNamespace(ctx, c, first.Namespace); err != nil {
+		return err
+	}
+	firstTook, err := applyAndWaitReady(ctx, c, first)
+	if err != nil {
+		return fmt.Errorf("the first User after the restart: %w\n%s", err, (*mgr).logTail())
+	}
+	if err := settle(ctx, cfg, (*mgr).metrics, 10*time.Second); err != nil {
+		return err
+	}
+	after, _ := readAPIRequests(ctx, cfg)
+	mm, _ := readManagerMetrics((*mgr).metrics)
+	_, restartStoreWrites := mm.storeCalls(nil)
+	fmt.Printf("  %-8s%-66s%8.1fs\n", "restart", fmt.Sprintf("(start until Ready, %d Users)", total), ready.Seconds())
+	fmt.Printf("  %-8s%-66s%8.1fs\n", "restart", "(start until a User applied at Ready is Ready)", (ready + firstTook).Seconds())
+	fmt.Printf("  %-8s%-66s%8.0f API, %.0f store  (goal 0)\n", "restart", "(writes the restart caused: all, less that one User's)",
+		after.writesSince(before)-perUserAPI, restartStoreWrites-perUserStore)
+
+	pass, mmAfter, err := awaitDriftPass(ctx, (*mgr).metrics, mm)
+	if err != nil {
+		return err
+	}
+	apiPass, _ := readAPIRequests(ctx, cfg)
+	reads, writes := mmAfter.storeCalls(mm)
+	fmt.Printf("  %-8s%-66s%8.1fs  %.0f store reads, %.0f store writes, %.0f API writes (goal 0 writes)\n", "resync",
+		fmt.Sprintf("(a drift pass over %d unchanged Users)", total+1), pass.Seconds(), reads, writes, apiPass.writesSince(after))
 	return nil
 }
 
@@ -377,9 +472,10 @@ func waitInvited(ctx context.Context, c client.WithWatch, ns string, n int) erro
 }
 
 type manager struct {
-	cmd   *exec.Cmd
-	log   *bytes.Buffer
-	pprof string // address of the manager's profiling endpoint
+	cmd     *exec.Cmd
+	log     *bytes.Buffer
+	pprof   string // address of the manager's profiling endpoint
+	metrics string // address of its metrics, served over plain HTTP
 }
 
 // saveProfile saves the manager's profile of that name (and query).
@@ -427,10 +523,14 @@ func startManager(ctx context.Context, bin, dir string, kubeconfig []byte, goMem
 	if err != nil {
 		return nil, err
 	}
-	m := &manager{log: &bytes.Buffer{}, pprof: pprof}
+	metrics, err := freeAddr()
+	if err != nil {
+		return nil, err
+	}
+	m := &manager{log: &bytes.Buffer{}, pprof: pprof, metrics: metrics}
 	args := append([]string{"--pprof-bind-address=" + pprof,
 		"--kubeconfig=" + kc, "--data-dir=" + filepath.Join(dir, "data"),
-		"--metrics-bind-address=0", "--health-probe-bind-address=" + probe,
+		"--metrics-bind-address=" + metrics, "--metrics-secure=false", "--health-probe-bind-address=" + probe,
 		"--web-bind-address=" + web, "--public-url=http://" + web, "--zap-log-level=error"}, storeArgs...)
 	m.cmd = exec.CommandContext(ctx, bin, args...)
 	m.cmd.Stdout, m.cmd.Stderr = m.log, m.log

@@ -1,0 +1,236 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/fields"
+	"k8s.io/apimachinery/pkg/watch"
+	"k8s.io/client-go/rest"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"roster.dev/roster/api/v1alpha1"
+	"roster.dev/roster/internal/chunks"
+)
+
+// latencySamples is how many Users each latency figure is measured over.
+const latencySamples = 100
+
+// readyLatencies applies n Users one after another, as a person with
+// kubectl would, and returns how long each took to be Ready, sorted.
+func readyLatencies(ctx context.Context, c client.WithWatch, ns, prefix string, n int) ([]time.Duration, error) {
+	if err := createNamespace(ctx, c, ns); err != nil {
+		return nil, err
+	}
+	var out []time.Duration
+	for i := range n {
+		u := benchUser(ns, i)
+		u.Name = fmt.Sprintf("%s-%d", prefix, i)
+		u.Spec.Email = fmt.Sprintf("%s-%d@%s.example.com", prefix, i, ns)
+		took, err := applyAndWaitReady(ctx, c, u)
+		if err != nil {
+			return nil, fmt.Errorf("user %d of %d: %w", i+1, n, err)
+		}
+		out = append(out, took)
+	}
+	slices.Sort(out)
+	return out, nil
+}
+
+// applyAndWaitReady creates the User and watches it until its Ready
+// condition is True.
+func applyAndWaitReady(ctx context.Context, c client.WithWatch, u *v1alpha1.User) (time.Duration, error) {
+	w, err := c.Watch(ctx, &v1alpha1.UserList{}, client.InNamespace(u.Namespace),
+		client.MatchingFieldsSelector{Selector: fields.OneTermEqualSelector("metadata.name", u.Name)})
+	if err != nil {
+		return 0, err
+	}
+	defer w.Stop()
+	start := time.Now()
+	if err := c.Create(ctx, u); err != nil {
+		return 0, err
+	}
+	for {
+		select {
+		case ev, ok := <-w.ResultChan():
+			if !ok {
+				return 0, fmt.Errorf("the watch of %s ended", u.Name)
+			}
+			got, isUser := ev.Object.(*v1alpha1.User)
+			if isUser && ev.Type != watch.Deleted && meta.IsStatusConditionTrue(got.Status.Conditions, v1alpha1.ConditionReady) {
+				return time.Since(start), nil
+			}
+		case <-ctx.Done():
+			return 0, fmt.Errorf("%s not Ready: %w", u.Name, ctx.Err())
+		}
+	}
+}
+
+func createNamespace(ctx context.Context, c client.Client, ns string) error {
+	return client.IgnoreAlreadyExists(c.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}))
+}
+
+// percentile returns the p-th percentile of sorted durations (nearest rank).
+func percentile(sorted []time.Duration, p float64) time.Duration {
+	if len(sorted) == 0 {
+		return 0
+	}
+	i := int(float64(len(sorted))*p/100+0.5) - 1
+	return sorted[min(max(i, 0), len(sorted)-1)]
+}
+
+func printLatency(what string, sorted []time.Duration, goal time.Duration) {
+	fmt.Printf("  %-8s%-66s p50 %6.0f ms  p99 %6.0f ms  max %6.0f ms  (goal p99 < %s)\n", "latency", what,
+		ms(percentile(sorted, 50)), ms(percentile(sorted, 99)), ms(sorted[len(sorted)-1]), goal)
+}
+
+func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
+
+// startImport stores an n-row CSV in the namespace and creates the
+// UserImport, without waiting for it.
+func startImport(ctx context.Context, c client.Client, ns, name string, n int) error {
+	if err := createNamespace(ctx, c, ns); err != nil {
+		return err
+	}
+	var csv bytes.Buffer
+	for i := range n {
+		u := benchUser(ns, i)
+		fmt.Fprintf(&csv, "add-user,%s,%s,%s\n", u.Spec.Email, u.Spec.FirstName, u.Spec.LastName)
+	}
+	if _, err := chunks.Store(ctx, c, ns, name+"-file", "users.csv", csv.Bytes()); err != nil {
+		return err
+	}
+	return c.Create(ctx, &v1alpha1.UserImport{
+		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name},
+		Spec:       v1alpha1.UserImportSpec{Source: v1alpha1.ImportSource{ConfigMapRef: &v1alpha1.KeyReference{Name: name + "-file", Key: "users.csv"}}},
+	})
+}
+
+// managerMetrics are the manager's own counters, read from its /metrics.
+type managerMetrics map[string]float64
+
+var sample = regexp.MustCompile(`^(roster_store_calls_total|roster_drift_passes_total|roster_drift_pass_duration_seconds_sum|roster_drift_pass_duration_seconds_count)\{(.*)\} ([0-9.e+-]+)$`)
+
+func readManagerMetrics(addr string) (managerMetrics, error) {
+	resp, err := http.Get("http://" + addr + "/metrics")
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	raw, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return nil, err
+	}
+	out := managerMetrics{}
+	sc := bufio.NewScanner(bytes.NewReader(raw))
+	sc.Buffer(make([]byte, 1<<20), 1<<20)
+	for sc.Scan() {
+		m := sample.FindStringSubmatch(sc.Text())
+		if m == nil {
+			continue
+		}
+		n, _ := strconv.ParseFloat(m[3], 64)
+		key := m[1]
+		if m[1] == "roster_store_calls_total" {
+			op := label.FindAllStringSubmatch(m[2], -1)
+			for _, kv := range op {
+				if kv[1] == "operation" {
+					key = "store " + kv[2]
+				}
+			}
+		}
+		out[key] += n
+	}
+	return out, sc.Err()
+}
+
+// storeCalls sums the store calls since before, as reads and writes.
+func (after managerMetrics) storeCalls(before managerMetrics) (reads, writes float64) {
+	for k, v := range after {
+		op, ok := strings.CutPrefix(k, "store ")
+		if !ok {
+			continue
+		}
+		d := v - before[k]
+		if strings.HasPrefix(op, "Get") || strings.HasPrefix(op, "Find") || strings.HasPrefix(op, "List") || strings.HasPrefix(op, "Probe") {
+			reads += d
+		} else {
+			writes += d
+		}
+	}
+	return reads, writes
+}
+
+// writesSince sums the writes since before, leaving out leader election's
+// lease renewals, which a running manager makes whatever it does.
+func (after apiRequests) writesSince(before apiRequests) float64 {
+	var n float64
+	for k, v := range after {
+		verb, resource, _ := strings.Cut(k, " ")
+		if verb == "GET" || verb == "LIST" || resource == "leases" {
+			continue
+		}
+		n += v - before[k]
+	}
+	return n
+}
+
+// settle waits until neither the API server's writes nor the manager's
+// store writes change for quiet (reads go on: the store's health check).
+func settle(ctx context.Context, cfg *rest.Config, metricsAddr string, quiet time.Duration) error {
+	var lastAPI, lastStore float64 = -1, -1
+	changed := time.Now()
+	for time.Since(changed) < quiet {
+		api, err := readAPIRequests(ctx, cfg)
+		if err != nil {
+			return err
+		}
+		mm, err := readManagerMetrics(metricsAddr)
+		if err != nil {
+			return err
+		}
+		_, w := mm.storeCalls(nil)
+		if a, s := api.writesSince(nil), w; a != lastAPI || s != lastStore {
+			lastAPI, lastStore, changed = a, s, time.Now()
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(500 * time.Millisecond):
+		}
+	}
+	return nil
+}
+
+// awaitDriftPass waits for the next completed store-wide comparison and
+// returns its duration.
+func awaitDriftPass(ctx context.Context, metricsAddr string, before managerMetrics) (time.Duration, managerMetrics, error) {
+	for {
+		mm, err := readManagerMetrics(metricsAddr)
+		if err != nil {
+			return 0, nil, err
+		}
+		if mm["roster_drift_pass_duration_seconds_count"] > before["roster_drift_pass_duration_seconds_count"] {
+			sum := mm["roster_drift_pass_duration_seconds_sum"] - before["roster_drift_pass_duration_seconds_sum"]
+			n := mm["roster_drift_pass_duration_seconds_count"] - before["roster_drift_pass_duration_seconds_count"]
+			return time.Duration(sum / n * float64(time.Second)), mm, nil
+		}
+		select {
+		case <-ctx.Done():
+			return 0, nil, fmt.Errorf("no drift pass: %w", ctx.Err())
+		case <-time.After(time.Second):
+		}
+	}
+}
