@@ -8,6 +8,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/go-logr/logr"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil/promlint"
 	dto "github.com/prometheus/client_model/go"
@@ -16,6 +17,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client/fake"
 	"sigs.k8s.io/yaml"
 
+	"roster.dev/roster/internal/eventrec"
 	"roster.dev/roster/internal/invitation"
 	"roster.dev/roster/internal/store"
 )
@@ -79,6 +81,7 @@ func describeAll() *describer {
 	store.NewMetrics(d)
 	invitation.NewMetrics(d)
 	newDriftMetrics(d)
+	eventrec.New(nil, nil, "roster", logr.Discard(), d)
 	d.MustRegister(newStateCollector(fake.NewClientBuilder().Build(), clock.RealClock{}))
 	return d
 }

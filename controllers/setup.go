@@ -17,6 +17,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/predicate"
 
 	"roster.dev/roster/internal/cachetrim"
+	"roster.dev/roster/internal/eventrec"
 	"roster.dev/roster/internal/invitation"
 	"roster.dev/roster/internal/store"
 	"roster.dev/roster/internal/stores"
@@ -143,7 +144,10 @@ func Setup(mgr ctrl.Manager, deps Deps) (*Reconcilers, error) {
 	if deps.StoreCheckPeriod <= 0 {
 		deps.StoreCheckPeriod = time.Minute
 	}
-	recorder := mgr.GetEventRecorder("roster")
+	recorder := eventrec.New(mgr.GetClient(), mgr.GetScheme(), "roster", mgr.GetLogger().WithName("events"), deps.Registry)
+	if err := mgr.Add(recorder); err != nil {
+		return nil, fmt.Errorf("setting up the event recorder: %w", err)
+	}
 	reg := stores.NewRegistry()
 	r := &Reconcilers{
 		Stores: reg,

@@ -269,6 +269,7 @@ func measurePhases(ctx context.Context, cfg *rest.Config, c client.WithWatch, o 
 	}
 	ready := time.Since(start)
 	first := benchUser("bench-restart", 0)
+	first.Spec.Email = "first@bench-restart.example.com"
 	if err := createNamespace(ctx, c, first.Namespace); err != nil {
 		return err
 	}

@@ -10,6 +10,10 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"testing"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	eventsv1 "k8s.io/api/events/v1"
 	kruntime "k8s.io/apimachinery/pkg/runtime"
@@ -82,6 +86,25 @@ func Start() (*envtest.Environment, *rest.Config, error) {
 		return nil, nil, fmt.Errorf("starting the control plane: %w", err)
 	}
 	return env, cfg, nil
+}
+
+// StartWithNamespace starts a control plane for the test, stopped when it
+// ends, and returns a client of Roster's scheme with the namespace created.
+func StartWithNamespace(t testing.TB, namespace string) (client.Client, *rest.Config) {
+	t.Helper()
+	env, cfg, err := Start()
+	if err != nil {
+		t.Fatalf("starting the control plane: %v", err)
+	}
+	t.Cleanup(func() { _ = env.Stop() })
+	c, err := client.New(cfg, client.Options{Scheme: Scheme()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Create(context.Background(), &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: namespace}}); err != nil {
+		t.Fatal(err)
+	}
+	return c, cfg
 }
 
 // Scheme returns a scheme with the Kubernetes built-in kinds and Roster's.
