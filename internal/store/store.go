@@ -211,18 +211,27 @@ type Authenticator interface {
 }
 
 // AsAuthenticator returns the store's password check, or false when the
-// store has none. It sees through Instrument's wrapper, and the check it
-// returns is counted as the wrapper counts other calls.
+// store has none or keeps no passwords (Capabilities().Passwords). It sees
+// through Instrument's wrapper, whose check is counted as its other calls
+// are, and through any wrapper with an Unwrap method returning the store it
+// wraps.
 func AsAuthenticator(s Store) (Authenticator, bool) {
-	if i, ok := s.(*instrumented); ok {
-		inner, ok := AsAuthenticator(i.Store)
+	if !s.Capabilities().Passwords {
+		return nil, false
+	}
+	switch w := s.(type) {
+	case *instrumented:
+		inner, ok := AsAuthenticator(w.Store)
 		if !ok {
 			return nil, false
 		}
-		return instrumentedAuthenticator{i, inner}, true
+		return instrumentedAuthenticator{w, inner}, true
+	case Authenticator:
+		return w, true
+	case interface{ Unwrap() Store }:
+		return AsAuthenticator(w.Unwrap())
 	}
-	a, ok := s.(Authenticator)
-	return a, ok
+	return nil, false
 }
 
 // Store is an identity store. Implementations are safe for concurrent use.

@@ -49,6 +49,17 @@ type pageData struct {
 	// UnmetIDs are the rules it missed.
 	Checked  bool
 	UnmetIDs map[string]bool
+	// Account pages.
+	Base        string
+	Notice      string
+	NoPasswords bool
+	Account     *accountData
+	// Nav names the account page shown ("profile", "password") for the
+	// navigation; Done is a password changed.
+	Nav         string
+	Done        bool
+	SignInAgain string
+	AccountPage bool
 }
 
 // message is a page with a heading and a sentence, and no form.
@@ -317,6 +328,7 @@ func (s *Server) render(w http.ResponseWriter, status int, page string, data pag
 	data.ProductName = s.cfg.ProductName
 	data.Initial = initial(s.cfg.ProductName)
 	data.Static = s.prefix() + "/static/"
+	data.Base = s.prefix()
 	var buf bytes.Buffer
 	if err := s.pages[page].Execute(&buf, data); err != nil {
 		s.cfg.Log.Error(err, "Rendering a page", "page", page)
