@@ -291,11 +291,13 @@ func (s *Server) setPassword(ctx context.Context, t *target, pw string) error {
 		return err
 	}
 	s.cfg.Metrics.Completed(t.purpose)
-	// A new password ends the account page's sessions, as a change there
-	// does.
-	if _, err := s.sessions.endAll(ctx, t.user); err != nil {
-		s.cfg.Log.Error(err, "Could not end the account page's sessions after a password was set",
-			"user", types.NamespacedName{Namespace: t.user.Namespace, Name: t.user.Name})
+	// A reset password ends the account page's sessions, as a change there
+	// does. (An invitation's first password has none to end.)
+	if t.purpose == invitation.PurposeReset {
+		if _, err := s.sessions.endAll(ctx, t.user); err != nil {
+			s.cfg.Log.Error(err, "Could not end the account page's sessions after a password reset",
+				"user", types.NamespacedName{Namespace: t.user.Namespace, Name: t.user.Name})
+		}
 	}
 	// The controller watches the record: this write tells it to look at the
 	// user again, who is now Active.
