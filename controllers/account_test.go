@@ -51,7 +51,9 @@ func activeUser(t *testing.T, ns, name, addr, pw string) *v1alpha1.User {
 	g.Expect(k8s.Create(t.Context(), u, client.FieldOwner("roster-manager"))).To(Succeed())
 	link := waitForEmails(t, addr, "invitation", 1)[0].link
 	p := newPage(t)
-	p.get(link)
+	// The pages read the link's record from the manager's cache, which may
+	// not have seen it yet when the email arrives.
+	g.Eventually(func() int { status, _ := p.get(link); return status }, timeout, tick).Should(Equal(http.StatusOK))
 	status, body := p.post(link, pw, pw)
 	g.Expect(status).To(Equal(http.StatusOK), body)
 	return waitFor(t, ns, name, hasPhase(v1alpha1.UserActive))
