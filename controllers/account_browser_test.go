@@ -35,7 +35,7 @@ func shoot(t *testing.T, ctx context.Context, dir, name string) {
 	t.Helper()
 	tctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
-	png, err := chromedp.Run(tctx, chromedp.FullScreenshot(90))
+	png, err := chromedp.Run(tctx, chromedp.FullScreenshot(100)) // quality 100 is a PNG, less a JPEG
 	if err != nil {
 		t.Fatalf("screenshot %s: %v", name, err)
 	}
