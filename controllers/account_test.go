@@ -280,7 +280,7 @@ func TestAccountSettings(t *testing.T) {
 	for _, mf := range after.ManagedFields {
 		if mf.Manager == web.FieldManager {
 			g.Expect(mf.Operation).To(BeEquivalentTo("Apply"))
-			fields = string(mf.FieldsV1.Raw)
+			fields = mf.FieldsV1.GetRawString()
 		}
 	}
 	g.Expect(fields).To(ContainSubstring(`"f:timeZone"`))

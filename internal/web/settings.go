@@ -71,7 +71,7 @@ func foreignFields(user *v1alpha1.User, own []string) map[string]bool {
 			continue
 		}
 		var fields map[string]map[string]json.RawMessage
-		if err := json.Unmarshal(mf.FieldsV1.Raw, &fields); err != nil {
+		if err := json.Unmarshal(mf.FieldsV1.GetRawBytes(), &fields); err != nil {
 			continue
 		}
 		for _, st := range settings {
