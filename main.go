@@ -92,7 +92,7 @@ func parseFlags(args []string) (*options, error) {
 	fs.StringVar(&o.dataDir, "data-dir", "/var/lib/roster", "folder of the embedded store (and the outbox's default parent)")
 	fs.StringVar(&o.outboxDir, "outbox-dir", "", "folder where messages are written as .eml files when no SMTP server is configured (default <data-dir>/outbox)")
 	fs.StringVar(&o.publicURL, "public-url", "http://localhost:8082", "base URL that links in emails start with")
-	fs.StringVar(&o.webBindAddress, "web-bind-address", ":8082", "address the invitation and password pages listen on")
+	fs.StringVar(&o.webBindAddress, "web-bind-address", ":8082", "address the invitation, password and account pages listen on")
 	fs.StringVar(&o.metricsAddress, "metrics-bind-address", ":8443", "address the metrics endpoint listens on; 0 turns metrics off")
 	fs.BoolVar(&o.metricsSecure, "metrics-secure", true, "serve metrics over HTTPS to clients the Kubernetes API authenticates and authorizes (get on /metrics); false serves plain HTTP to anyone, for local runs")
 	fs.StringVar(&o.probeAddress, "health-probe-bind-address", ":8081", "address the health and readiness probes listen on")

@@ -10,6 +10,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/event"
 
@@ -65,6 +66,22 @@ type DriftReport struct {
 func (d *UserDrift) Events() chan event.GenericEvent {
 	d.wakeOnce.Do(func() { d.wake = make(chan event.GenericEvent) })
 	return d.wake
+}
+
+// wakeSoon asks the User controller to reconcile the User, without making
+// the caller wait: the web pages call it after a sign-in. Only the leader
+// runs the controller; on another replica nobody takes the event, which is
+// dropped after a while, and the leader's next drift pass sees the login.
+func (d *UserDrift) wakeSoon(key types.NamespacedName) {
+	ref := &v1alpha1.User{ObjectMeta: metav1.ObjectMeta{Namespace: key.Namespace, Name: key.Name}}
+	go func() {
+		timer := time.NewTimer(5 * time.Second)
+		defer timer.Stop()
+		select {
+		case d.Events() <- event.GenericEvent{Object: ref}:
+		case <-timer.C:
+		}
+	}()
 }
 
 // NeedLeaderElection makes only the leader compare the store.

@@ -69,6 +69,25 @@ func eachUserWithEmail(ctx context.Context, c client.Reader, keys []string, emai
 	return nil
 }
 
+// usersByEmail finds, for the account page's sign-in, the Users holding an
+// address in any namespace and store, from the cache.
+func usersByEmail(c client.Reader) func(context.Context, string) ([]v1alpha1.User, error) {
+	return func(ctx context.Context, email string) ([]v1alpha1.User, error) {
+		var list v1alpha1.UserList
+		if err := c.List(ctx, &list, client.MatchingFields{emailBucketIndex: emailBucket(email)}); err != nil {
+			return nil, fmt.Errorf("listing Users with the email: %w", err)
+		}
+		want := naming.NormalizeEmail(email)
+		out := list.Items[:0]
+		for i := range list.Items {
+			if naming.NormalizeEmail(list.Items[i].Spec.Email) == want {
+				out = append(out, list.Items[i])
+			}
+		}
+		return out, nil
+	}
+}
+
 // emailHolder returns the User among others that holds the address instead
 // of user, or nil when user holds it. A User being deleted still holds its
 // address until it is gone, so that its store user is removed before

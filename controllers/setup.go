@@ -197,7 +197,13 @@ func Setup(mgr ctrl.Manager, deps Deps) (*Reconcilers, error) {
 		return nil, fmt.Errorf("registering the state gauges: %w", err)
 	}
 	if deps.Pages != nil {
-		if err := addPages(mgr, reg, deps.Namespace, *deps.Pages); err != nil {
+		pages := *deps.Pages
+		pages.Config.FindUsers = usersByEmail(mgr.GetClient())
+		pages.Config.Wake = r.Drift.wakeSoon
+		if inv := deps.Invitations; inv != nil && pages.Config.Mail == nil {
+			pages.Config.Mail = &web.Mailer{Templates: inv.Templates, Sender: inv.Sender}
+		}
+		if err := addPages(mgr, reg, deps.Namespace, pages); err != nil {
 			return nil, err
 		}
 	}

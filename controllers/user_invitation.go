@@ -17,6 +17,7 @@ import (
 	"roster.dev/roster/api/v1alpha1"
 	"roster.dev/roster/internal/invitation"
 	"roster.dev/roster/internal/mail"
+	"roster.dev/roster/internal/web"
 )
 
 // +kubebuilder:rbac:groups="",namespace=roster-system,resources=secrets,verbs=get;list;watch;create;update;delete
@@ -358,6 +359,11 @@ func (r *UserReconciler) deleteRecords(ctx context.Context, user *v1alpha1.User)
 		if err := r.Delete(ctx, s); client.IgnoreNotFound(err) != nil {
 			return fmt.Errorf("deleting the %s record: %w", p, err)
 		}
+	}
+	// The account page's session record goes with them.
+	s := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: r.Namespace, Name: web.SessionRecordName(user.UID)}}
+	if err := r.Delete(ctx, s); client.IgnoreNotFound(err) != nil {
+		return fmt.Errorf("deleting the session record: %w", err)
 	}
 	return nil
 }

@@ -115,6 +115,9 @@ func newInvitations(smtp *mailtest.Server) (*Invitations, error) {
 		Pages: &controllers.Pages{Listener: ln, Config: web.Config{
 			Policy: password.Default(), ProductName: "Roster Test", PublicURL: publicURL,
 			SubmissionsPerMinute: 1000, Metrics: metrics, Log: ctrl.Log.WithName("web"),
+			// Each test's Browser comes from an address of its own, so that
+			// failed sign-ins of one test do not limit another's.
+			ClientIPHeader: "X-Forwarded-For",
 		}},
 	}, nil
 }

@@ -33,6 +33,9 @@ type unclosed struct{ store.Store }
 
 func (unclosed) Close() error { return nil }
 
+// Unwrap lets store.AsAuthenticator find the store's password check.
+func (u unclosed) Unwrap() store.Store { return u.Store }
+
 // EmbeddedDefault is an IdentityStore of the embedded kind, marked default,
 // that admits every namespace with any role.
 func EmbeddedDefault(name string) *v1alpha1.IdentityStore {

@@ -1,5 +1,5 @@
-// Package mail renders and sends the emails Roster sends itself: invitations
-// and password reset links. Messages are multipart (text and HTML), rendered
+// Package mail renders and sends the emails Roster sends itself: invitations,
+// password reset links and the notice that a password was changed. Messages are multipart (text and HTML), rendered
 // from templates built into the binary that an operator can replace, and go
 // either to an SMTP server or, when none is configured, to an outbox folder
 // as RFC 5322 .eml files.
@@ -22,10 +22,17 @@ const (
 	KindInvitation Kind = "invitation"
 	// KindReset carries a password reset link.
 	KindReset Kind = "reset"
+	// KindPasswordChanged tells a person their password was changed on the
+	// account page. It carries no link: a message that says "your password
+	// changed" is what a phishing email would copy.
+	KindPasswordChanged Kind = "password-changed"
 )
 
 // Kinds are every kind of message.
-var Kinds = []Kind{KindInvitation, KindReset}
+var Kinds = []Kind{KindInvitation, KindReset, KindPasswordChanged}
+
+// LinkKinds are the kinds that carry a link, with its expiry.
+var LinkKinds = []Kind{KindInvitation, KindReset}
 
 // Message is a rendered email.
 type Message struct {

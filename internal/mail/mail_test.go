@@ -68,7 +68,7 @@ func TestMessagesNameTheProductAndTheExpiry(t *testing.T) {
 	}
 	data := mail.SampleData()
 	data.ProductName = "Globex Cloud"
-	for _, kind := range mail.Kinds {
+	for _, kind := range mail.LinkKinds {
 		msg, err := tmpl.Render(kind, data.Email, data)
 		if err != nil {
 			t.Fatalf("Render: %v", err)
@@ -88,6 +88,32 @@ func TestMessagesNameTheProductAndTheExpiry(t *testing.T) {
 			if !strings.Contains(part, "Monday 9 March 2026 at 09:30 GMT") {
 				t.Errorf("%s %s does not give the expiry in the recipient's time zone", kind, name)
 			}
+		}
+	}
+}
+
+func TestPasswordChangedHasNoLink(t *testing.T) {
+	tmpl, err := mail.LoadTemplates("")
+	if err != nil {
+		t.Fatalf("LoadTemplates: %v", err)
+	}
+	data := mail.SampleData()
+	data.ProductName = "Globex Cloud"
+	msg, err := tmpl.Render(mail.KindPasswordChanged, data.Email, data)
+	if err != nil {
+		t.Fatalf("Render: %v", err)
+	}
+	for name, part := range map[string]string{"subject": msg.Subject, "text": msg.Text, "html": msg.HTML} {
+		if !strings.Contains(part, "Globex Cloud") {
+			t.Errorf("%s does not name the product", name)
+		}
+		if strings.Contains(part, data.Link) || strings.Contains(part, "http") || strings.Contains(part, "href") {
+			t.Errorf("%s holds a link", name)
+		}
+	}
+	for name, part := range map[string]string{"text": msg.Text, "html": msg.HTML} {
+		if !strings.Contains(part, "Monday 2 March 2026 at 14:05 GMT") {
+			t.Errorf("%s does not give the time of the change in the recipient's time zone", name)
 		}
 	}
 }

@@ -46,6 +46,9 @@ type Data struct {
 	ExpiresAt time.Time
 	// ValidFor is how long the link works from when it was sent.
 	ValidFor time.Duration
+	// ChangedAt is when the password was changed (password-changed
+	// messages).
+	ChangedAt time.Time
 	// Location is the recipient's time zone (spec.timeZone), UTC if unset.
 	Location *time.Location
 }
@@ -69,6 +72,16 @@ func (d Data) Expiry() string {
 		loc = time.UTC
 	}
 	return d.ExpiresAt.In(loc).Format("Monday 2 January 2006 at 15:04 MST")
+}
+
+// Changed is ChangedAt in the recipient's time zone, for people, as Expiry
+// writes it.
+func (d Data) Changed() string {
+	loc := d.Location
+	if loc == nil {
+		loc = time.UTC
+	}
+	return d.ChangedAt.In(loc).Format("Monday 2 January 2006 at 15:04 MST")
 }
 
 // Validity is ValidFor in words: "7 days", "1 hour", "90 minutes".
@@ -175,6 +188,7 @@ func SampleData() Data {
 		Link:        "https://id.example.com/invitation/0f6d1c2e-8b1a-4f7e-9c3d-2a5b6c7d8e9f.SAMPLE-TOKEN",
 		ExpiresAt:   time.Date(2026, 3, 9, 9, 30, 0, 0, time.UTC),
 		ValidFor:    7 * 24 * time.Hour,
+		ChangedAt:   time.Date(2026, 3, 2, 14, 5, 0, 0, time.UTC),
 		Location:    loc,
 	}
 }

@@ -55,6 +55,7 @@ const (
 	OpDeleteUser      = "DeleteUser"
 	OpSetPassword     = "SetPassword"
 	OpListUsers       = "ListUsers"
+	OpAuthenticate    = "Authenticate"
 
 	OpGetGroup           = "GetGroup"
 	OpFindGroupByName    = "FindGroupByName"
@@ -94,7 +95,7 @@ func (i *instrumented) observe(ctx context.Context, op string, call func() error
 	err := call()
 	i.m.calls.WithLabelValues(i.name, op).Inc()
 	i.m.duration.WithLabelValues(i.name, op).Observe(time.Since(start).Seconds())
-	if err != nil && !errors.Is(err, ErrNotFound) {
+	if err != nil && !errors.Is(err, ErrNotFound) && !errors.Is(err, ErrInvalidCredentials) {
 		i.m.errors.WithLabelValues(i.name, op).Inc()
 	}
 	return err
@@ -174,6 +175,18 @@ func (i *instrumented) UpdateGroupMembers(ctx context.Context, id string, diff M
 
 func (i *instrumented) DeleteGroup(ctx context.Context, id string) error {
 	return i.observe(ctx, OpDeleteGroup, func() error { return i.Store.DeleteGroup(ctx, id) })
+}
+
+type instrumentedAuthenticator struct {
+	i     *instrumented
+	inner Authenticator
+}
+
+// Authenticate counts the check; a refused password is an answer, not a
+// failure of the store.
+func (a instrumentedAuthenticator) Authenticate(ctx context.Context, email, password string) (u User, err error) {
+	err = a.i.observe(ctx, OpAuthenticate, func() error { u, err = a.inner.Authenticate(ctx, email, password); return err })
+	return u, err
 }
 
 func counterValue(c prometheus.Counter) float64 {

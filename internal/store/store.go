@@ -43,6 +43,11 @@ var (
 	// change the object or the store; the wrapping error says what the
 	// store answered.
 	ErrRejected = errors.New("the store rejected the request")
+	// ErrInvalidCredentials means an Authenticator did not accept an email
+	// and password: an unknown user, a wrong password, no password set, or
+	// a user who may not log in. The cases are not told apart, so that a
+	// caller cannot tell a person which one it was.
+	ErrInvalidCredentials = errors.New("invalid email or password")
 )
 
 // Capabilities says what a store supports, so controllers ask instead of
@@ -191,6 +196,43 @@ type MemberDiff struct {
 
 // IsEmpty reports whether the diff changes nothing.
 func (d MemberDiff) IsEmpty() bool { return len(d.Add) == 0 && len(d.Remove) == 0 }
+
+// Authenticator is a store that can check a person's password the way a
+// platform's login does: the embedded store against its hashes, an LDAP
+// directory by a bind as the user. It is apart from Store because not every
+// store can (a SCIM service signs people in through its own single
+// sign-on); ask with AsAuthenticator.
+type Authenticator interface {
+	// Authenticate checks the password of the user holding the email and
+	// returns the user. A login counts as one where the store records
+	// logins. It returns ErrInvalidCredentials for any refusal of the
+	// credentials, and ErrUnavailable when the store cannot be asked.
+	Authenticate(ctx context.Context, email, password string) (User, error)
+}
+
+// AsAuthenticator returns the store's password check, or false when the
+// store has none or keeps no passwords (Capabilities().Passwords). It sees
+// through Instrument's wrapper, whose check is counted as its other calls
+// are, and through any wrapper with an Unwrap method returning the store it
+// wraps.
+func AsAuthenticator(s Store) (Authenticator, bool) {
+	if !s.Capabilities().Passwords {
+		return nil, false
+	}
+	switch w := s.(type) {
+	case *instrumented:
+		inner, ok := AsAuthenticator(w.Store)
+		if !ok {
+			return nil, false
+		}
+		return instrumentedAuthenticator{w, inner}, true
+	case Authenticator:
+		return w, true
+	case interface{ Unwrap() Store }:
+		return AsAuthenticator(w.Unwrap())
+	}
+	return nil, false
+}
 
 // Store is an identity store. Implementations are safe for concurrent use.
 type Store interface {

@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"net/mail"
 	"regexp"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -154,3 +155,9 @@ func Groups(names []string) error {
 	}
 	return nil
 }
+
+// TimeZones returns the IANA time zone names people choose from: one or
+// more per country, as the tz database's zone.tab lists them, and UTC,
+// sorted. TimeZone accepts other valid names too (links such as
+// Asia/Calcutta, Etc/GMT+1).
+func TimeZones() []string { return slices.Clone(zoneNames) }

@@ -49,6 +49,17 @@ type pageData struct {
 	// UnmetIDs are the rules it missed.
 	Checked  bool
 	UnmetIDs map[string]bool
+	// Account pages.
+	Base        string
+	Notice      string
+	NoPasswords bool
+	Account     *accountData
+	// Nav names the account page shown ("profile", "password") for the
+	// navigation; Done is a password changed.
+	Nav         string
+	Done        bool
+	SignInAgain string
+	AccountPage bool
 }
 
 // message is a page with a heading and a sentence, and no form.
@@ -280,6 +291,14 @@ func (s *Server) setPassword(ctx context.Context, t *target, pw string) error {
 		return err
 	}
 	s.cfg.Metrics.Completed(t.purpose)
+	// A reset password ends the account page's sessions, as a change there
+	// does. (An invitation's first password has none to end.)
+	if t.purpose == invitation.PurposeReset {
+		if _, err := s.sessions.endAll(ctx, t.user); err != nil {
+			s.cfg.Log.Error(err, "Could not end the account page's sessions after a password reset",
+				"user", types.NamespacedName{Namespace: t.user.Namespace, Name: t.user.Name})
+		}
+	}
 	// The controller watches the record: this write tells it to look at the
 	// user again, who is now Active.
 	rec.Complete(s.cfg.Clock.Now())
@@ -317,6 +336,7 @@ func (s *Server) render(w http.ResponseWriter, status int, page string, data pag
 	data.ProductName = s.cfg.ProductName
 	data.Initial = initial(s.cfg.ProductName)
 	data.Static = s.prefix() + "/static/"
+	data.Base = s.prefix()
 	var buf bytes.Buffer
 	if err := s.pages[page].Execute(&buf, data); err != nil {
 		s.cfg.Log.Error(err, "Rendering a page", "page", page)

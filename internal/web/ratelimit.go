@@ -12,10 +12,14 @@ import (
 )
 
 // ipLimiter limits form submissions per client address: a token bucket per
-// address, forgotten after ten idle minutes.
+// address, forgotten once idle for ten minutes or the time the bucket takes
+// to fill, whichever is longer. It also limits failed sign-ins, per address
+// and per client, keyed by what it is given.
 type ipLimiter struct {
-	perMinute int
-	clock     clock.PassiveClock
+	every  time.Duration // one token per every
+	burst  int
+	forget time.Duration
+	clock  clock.PassiveClock
 
 	mu      sync.Mutex
 	buckets map[string]*bucket
@@ -28,29 +32,53 @@ type bucket struct {
 }
 
 func newIPLimiter(perMinute int, c clock.PassiveClock) *ipLimiter {
-	return &ipLimiter{perMinute: perMinute, clock: c, buckets: map[string]*bucket{}}
+	return newLimiter(perMinute, time.Minute, c)
 }
 
-func (l *ipLimiter) allow(ip string) bool {
+// newLimiter allows n events per period per key, n of them at once.
+func newLimiter(n int, period time.Duration, c clock.PassiveClock) *ipLimiter {
+	return &ipLimiter{every: period / time.Duration(n), burst: n, forget: max(10*time.Minute, period), clock: c, buckets: map[string]*bucket{}}
+}
+
+func (l *ipLimiter) bucket(key string) (*bucket, time.Time) {
 	now := l.clock.Now()
-	l.mu.Lock()
-	defer l.mu.Unlock()
 	if now.Sub(l.swept) > time.Minute {
 		for k, b := range l.buckets {
-			if now.Sub(b.seen) > 10*time.Minute {
+			if now.Sub(b.seen) > l.forget {
 				delete(l.buckets, k)
 			}
 		}
 		l.swept = now
 	}
-	b := l.buckets[ip]
+	b := l.buckets[key]
 	if b == nil {
-		b = &bucket{lim: rate.NewLimiter(rate.Every(time.Minute/time.Duration(l.perMinute)), l.perMinute)}
-		l.buckets[ip] = b
+		b = &bucket{lim: rate.NewLimiter(rate.Every(l.every), l.burst)}
+		l.buckets[key] = b
 	}
 	b.seen = now
+	return b, now
+}
+
+// allow takes a token for the key and reports whether there was one.
+func (l *ipLimiter) allow(key string) bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	b, now := l.bucket(key)
 	return b.lim.AllowN(now, 1)
 }
+
+// blocked reports whether the key has no token left, without taking one:
+// a sign-in is refused unheard once its address or client used up its
+// failures.
+func (l *ipLimiter) blocked(key string) bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	b, now := l.bucket(key)
+	return b.lim.TokensAt(now) < 1
+}
+
+// fail takes a token for a failure.
+func (l *ipLimiter) fail(key string) { l.allow(key) }
 
 // clientIP is the address a submission is counted against.
 func (s *Server) clientIP(r *http.Request) string {

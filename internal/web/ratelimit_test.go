@@ -92,3 +92,25 @@ func TestSubmissionsAreRateLimited(t *testing.T) {
 		t.Errorf("status codes (-want +got):\n%s", diff)
 	}
 }
+
+func TestFailureLimiterBlocksWithoutTakingATurn(t *testing.T) {
+	clk := clocktesting.NewFakePassiveClock(time.Date(2026, 3, 2, 9, 0, 0, 0, time.UTC))
+	l := newLimiter(2, 15*time.Minute, clk)
+	for range 5 {
+		if l.blocked("ada@example.com") {
+			t.Fatal("an address without failures is blocked, or asking took a turn")
+		}
+	}
+	l.fail("ada@example.com")
+	l.fail("ada@example.com")
+	if !l.blocked("ada@example.com") {
+		t.Error("an address with two failures of two is not blocked")
+	}
+	if l.blocked("grace@example.com") {
+		t.Error("another address is blocked: limits are per key")
+	}
+	clk.SetTime(clk.Now().Add(8 * time.Minute))
+	if l.blocked("ada@example.com") {
+		t.Error("still blocked once a failure's share of the period passed")
+	}
+}

@@ -1,6 +1,8 @@
 // Package web serves the pages where people use the links Roster emails:
 // accepting an invitation and resetting a password, each by choosing a
-// password that meets the policy. Every replica serves them (the pages need
+// password that meets the policy; and the account page, where a person
+// signs in with their password, edits their own settings and changes their
+// password. Every replica serves them (the pages need
 // no leader), reading Users and token records from the manager's cache and
 // claiming a token with an optimistic-locked write, so two replicas cannot
 // both accept the same link.
@@ -22,10 +24,12 @@ import (
 	"time"
 
 	"github.com/go-logr/logr"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/utils/clock"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/manager"
 
+	"roster.dev/roster/api/v1alpha1"
 	"roster.dev/roster/internal/invitation"
 	"roster.dev/roster/internal/password"
 	"roster.dev/roster/internal/stores"
@@ -73,17 +77,57 @@ type Config struct {
 	Clock clock.PassiveClock
 	// Metrics counts links used; may be nil.
 	Metrics *invitation.Metrics
-	// Log logs outcomes, never a token, a link or a password.
+	// Log logs outcomes, never a token, a link, a password or a session.
 	Log logr.Logger
+
+	// FindUsers returns the Users holding an email address, in any
+	// namespace and store, from the cache. The account page is served only
+	// when it is set.
+	FindUsers func(ctx context.Context, email string) ([]v1alpha1.User, error)
+	// Wake, when set, asks the User controller to look at a User now (a
+	// sign-in is a login its status shows). It must not block.
+	Wake func(types.NamespacedName)
+	// Mail sends the email that tells a person their password changed;
+	// nil sends none.
+	Mail *Mailer
+	// OwnFieldManagers are the field managers, besides the account page's
+	// own, whose fields of a User the person may change there
+	// (DefaultOwnFieldManagers when nil). A field any other manager owns is
+	// the administrator's, shown read-only.
+	OwnFieldManagers []string
+	// SessionIdle and SessionMax end a session unused for SessionIdle, or
+	// SessionMax after sign-in (DefaultSessionIdle, DefaultSessionMax when
+	// zero).
+	SessionIdle, SessionMax time.Duration
+	// FailedSignInsPerAddress and FailedSignInsPerClient are how many failed
+	// sign-ins one email address, and one client address, may have in 15
+	// minutes (5 and 20 when zero).
+	FailedSignInsPerAddress, FailedSignInsPerClient int
 }
 
 // Server serves the pages.
 type Server struct {
-	cfg     Config
-	pages   map[string]*template.Template
-	limiter *ipLimiter
-	mux     *http.ServeMux
+	cfg      Config
+	pages    map[string]*template.Template
+	limiter  *ipLimiter
+	failures *failureLimiter
+	sessions *sessions
+	mux      *http.ServeMux
 }
+
+// failureLimiter counts failed sign-ins per email address and per client,
+// in buckets of its own for each.
+type failureLimiter struct{ address, client *ipLimiter }
+
+func (f *failureLimiter) pick(key string) (*ipLimiter, string) {
+	if k, ok := strings.CutPrefix(key, "email:"); ok {
+		return f.address, k
+	}
+	return f.client, strings.TrimPrefix(key, "ip:")
+}
+
+func (f *failureLimiter) blocked(key string) bool { l, k := f.pick(key); return l.blocked(k) }
+func (f *failureLimiter) fail(key string)         { l, k := f.pick(key); l.fail(k) }
 
 // New returns a server with the configuration.
 func New(cfg Config) (*Server, error) {
@@ -96,10 +140,33 @@ func New(cfg Config) (*Server, error) {
 	if cfg.SubmissionsPerMinute <= 0 {
 		cfg.SubmissionsPerMinute = 10
 	}
-	s := &Server{cfg: cfg, pages: map[string]*template.Template{}, limiter: newIPLimiter(cfg.SubmissionsPerMinute, cfg.Clock)}
-	for _, page := range []string{"form.html", "message.html", "home.html"} {
+	if cfg.SessionIdle <= 0 {
+		cfg.SessionIdle = DefaultSessionIdle
+	}
+	if cfg.SessionMax <= 0 {
+		cfg.SessionMax = DefaultSessionMax
+	}
+	if cfg.FailedSignInsPerAddress <= 0 {
+		cfg.FailedSignInsPerAddress = 5
+	}
+	if cfg.FailedSignInsPerClient <= 0 {
+		cfg.FailedSignInsPerClient = 20
+	}
+	if cfg.OwnFieldManagers == nil {
+		cfg.OwnFieldManagers = DefaultOwnFieldManagers
+	}
+	s := &Server{
+		cfg: cfg, pages: map[string]*template.Template{}, limiter: newIPLimiter(cfg.SubmissionsPerMinute, cfg.Clock),
+		failures: &failureLimiter{
+			address: newLimiter(cfg.FailedSignInsPerAddress, 15*time.Minute, cfg.Clock),
+			client:  newLimiter(cfg.FailedSignInsPerClient, 15*time.Minute, cfg.Clock),
+		},
+		sessions: &sessions{client: cfg.Client, apiReader: cfg.APIReader, namespace: cfg.Namespace, clock: cfg.Clock,
+			idle: cfg.SessionIdle, max: cfg.SessionMax},
+	}
+	for _, page := range []string{"form.html", "message.html", "home.html", "signin.html", "account.html", "password.html"} {
 		t, err := template.New("layout.html").Funcs(template.FuncMap{"year": func() int { return cfg.Clock.Now().Year() }}).
-			ParseFS(templatesFS, "templates/layout.html", "templates/"+page)
+			ParseFS(templatesFS, "templates/layout.html", "templates/nav.html", "templates/"+page)
 		if err != nil {
 			return nil, fmt.Errorf("web: parsing %s: %w", page, err)
 		}
@@ -114,6 +181,14 @@ func New(cfg Config) (*Server, error) {
 	for _, p := range invitation.Purposes {
 		mux.HandleFunc("GET "+prefix+p.Path()+"{token}", s.handle(p))
 		mux.HandleFunc("POST "+prefix+p.Path()+"{token}", s.handle(p))
+	}
+	if cfg.FindUsers != nil {
+		mux.HandleFunc("GET "+prefix+"/account", s.account)
+		mux.HandleFunc("POST "+prefix+"/account", s.saveSettings)
+		mux.HandleFunc("POST "+prefix+"/account/sign-in", s.signIn)
+		mux.HandleFunc("POST "+prefix+"/account/sign-out", s.signOut)
+		mux.HandleFunc("GET "+prefix+"/account/password", s.passwordPage)
+		mux.HandleFunc("POST "+prefix+"/account/password", s.passwordPage)
 	}
 	mux.HandleFunc("GET "+prefix+"/{$}", s.home)
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
@@ -151,7 +226,7 @@ func cacheStatic(h http.Handler) http.Handler {
 }
 
 func (s *Server) home(w http.ResponseWriter, r *http.Request) {
-	s.render(w, http.StatusOK, "home.html", pageData{Title: s.cfg.ProductName})
+	s.render(w, http.StatusOK, "home.html", pageData{Title: s.cfg.ProductName, AccountPage: s.cfg.FindUsers != nil})
 }
 
 // Runnable serves the pages on an address as part of the manager.

@@ -15,6 +15,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
@@ -261,15 +262,28 @@ func (s *Store) SetPassword(ctx context.Context, id, password string) error {
 
 // ErrInvalidCredentials means Authenticate did not accept the email and
 // password: unknown user, wrong password, no password set or deactivated.
-var ErrInvalidCredentials = errors.New("invalid email or password")
+var ErrInvalidCredentials = store.ErrInvalidCredentials
 
-// Authenticate checks a user's password the way a platform's login would and
-// records the login: the user's last login time is set and the user counts as
-// activated from then on. It exists so that the embedded store reports logins
-// like a directory does (its Capabilities include LoginTimes).
+var _ store.Authenticator = (*Store)(nil)
+
+// unknownUserHash is checked against when no user holds the address, so
+// that an unknown address costs the same argon2id time as a wrong
+// password and the answer's timing does not tell them apart.
+var unknownUserHash = sync.OnceValue(func() string {
+	h, _ := hashPassword("no user holds this address")
+	return h
+})
+
+// Authenticate implements store.Authenticator: it checks a user's password
+// the way a platform's login would and records the login: the user's last
+// login time is set and the user counts as activated from then on. The
+// account page signs people in with it, and it makes the embedded store
+// report logins like a directory does (its Capabilities include
+// LoginTimes).
 func (s *Store) Authenticate(ctx context.Context, email, password string) (store.User, error) {
 	u, err := s.FindUserByEmail(ctx, email)
 	if errors.Is(err, store.ErrNotFound) {
+		verifyPassword(unknownUserHash(), password)
 		return store.User{}, ErrInvalidCredentials
 	}
 	if err != nil {
@@ -283,7 +297,10 @@ func (s *Store) Authenticate(ctx context.Context, email, password string) (store
 	}); err != nil {
 		return store.User{}, err
 	}
-	if u.Disabled || hash == "" || !verifyPassword(hash, password) {
+	if hash == "" {
+		hash = unknownUserHash()
+	}
+	if ok := verifyPassword(hash, password); !ok || u.Disabled || hash == unknownUserHash() {
 		return store.User{}, ErrInvalidCredentials
 	}
 	return s.RecordLogin(ctx, u.ID)

@@ -144,7 +144,26 @@ func (p *pool) verifying() (*tls.Config, *error) {
 	return t, &verifyErr
 }
 
+// dial returns a new connection bound as Roster's bind DN.
 func (p *pool) dial() (*ldapv3.Conn, error) {
+	cfg := p.cfg
+	conn, err := p.dialAnonymous()
+	if err != nil {
+		return nil, err
+	}
+	if err := conn.Bind(cfg.BindDN, cfg.bindPassword); err != nil {
+		_ = conn.Close()
+		if ldapv3.IsErrorWithCode(err, ldapv3.LDAPResultInvalidCredentials) {
+			return nil, fmt.Errorf("binding to %s as %s: the directory refused the bind DN or password: %w", cfg.URL, cfg.BindDN, err)
+		}
+		return nil, fmt.Errorf("binding to %s as %s: %w", cfg.URL, cfg.BindDN, mapError(err))
+	}
+	return conn, nil
+}
+
+// dialAnonymous returns a new connection, encrypted as configured, that
+// has not bound yet.
+func (p *pool) dialAnonymous() (*ldapv3.Conn, error) {
 	cfg := p.cfg
 	tlsConfig, verifyErr := p.verifying()
 	conn, err := ldapv3.DialURL(cfg.URL,
@@ -174,13 +193,6 @@ func (p *pool) dial() (*ldapv3.Conn, error) {
 			}
 			return nil, fmt.Errorf("starting TLS with %s: %w", cfg.URL, err)
 		}
-	}
-	if err := conn.Bind(cfg.BindDN, cfg.bindPassword); err != nil {
-		_ = conn.Close()
-		if ldapv3.IsErrorWithCode(err, ldapv3.LDAPResultInvalidCredentials) {
-			return nil, fmt.Errorf("binding to %s as %s: the directory refused the bind DN or password: %w", cfg.URL, cfg.BindDN, err)
-		}
-		return nil, fmt.Errorf("binding to %s as %s: %w", cfg.URL, cfg.BindDN, mapError(err))
 	}
 	conn.SetTimeout(cfg.requestTimeout)
 	return conn, nil

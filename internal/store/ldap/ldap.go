@@ -581,3 +581,44 @@ func (s *Store) SetPassword(ctx context.Context, id, password string) error {
 	}
 	return nil
 }
+
+var _ store.Authenticator = (*Store)(nil)
+
+// Authenticate implements store.Authenticator with a simple bind as the
+// user's entry on a connection of its own, so the directory decides as it
+// does for any platform's login: its password policy's lockouts apply and
+// it records the bind (authTimestamp, pwdFailureTime) where it keeps them.
+// An empty password is refused before the bind: a simple bind without a
+// password is an unauthenticated bind, which a directory accepts as
+// anonymous.
+func (s *Store) Authenticate(ctx context.Context, email, password string) (store.User, error) {
+	if password == "" || strings.ContainsRune(email, 0) {
+		return store.User{}, store.ErrInvalidCredentials
+	}
+	u, err := s.FindUserByEmail(ctx, email)
+	if errors.Is(err, store.ErrNotFound) {
+		return store.User{}, store.ErrInvalidCredentials
+	}
+	if err != nil {
+		return store.User{}, err
+	}
+	if u.Disabled {
+		return store.User{}, store.ErrInvalidCredentials
+	}
+	// A fresh connection: a pooled one is bound as Roster, and binding it
+	// as the user would leave it so.
+	conn, err := s.pool.dialAnonymous()
+	if err != nil {
+		return store.User{}, err
+	}
+	defer conn.Close()
+	switch err := conn.Bind(u.ID, password); {
+	case err == nil:
+		return u, nil
+	case ldapv3.IsErrorWithCode(err, ldapv3.LDAPResultInvalidCredentials):
+		// Also the answer of a directory whose policy locked the account.
+		return store.User{}, store.ErrInvalidCredentials
+	default:
+		return store.User{}, fmt.Errorf("binding as user %q: %w", u.ID, mapError(err))
+	}
+}

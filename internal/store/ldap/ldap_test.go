@@ -426,3 +426,48 @@ func TestEmptyingAnAdoptedGroup(t *testing.T) {
 		t.Errorf("member = %v, want only the placeholder", got)
 	}
 }
+
+func TestAuthenticateBindsAsTheUser(t *testing.T) {
+	srv := ldaptest.Start(t)
+	s := open(t, srv)
+	ctx := t.Context()
+	u, err := s.CreateUser(ctx, store.User{Email: "grace@example.com", FirstName: "Grace", LastName: "Hopper"})
+	if err != nil {
+		t.Fatalf("CreateUser: %v", err)
+	}
+	const password = "Compiler-A0-1952"
+	if _, err := s.Authenticate(ctx, "grace@example.com", password); !errors.Is(err, store.ErrInvalidCredentials) {
+		t.Errorf("Authenticate before a password is set: err = %v, want ErrInvalidCredentials", err)
+	}
+	if err := s.SetPassword(ctx, u.ID, password); err != nil {
+		t.Fatalf("SetPassword: %v", err)
+	}
+	got, err := s.Authenticate(ctx, "GRACE@example.com", password)
+	if err != nil {
+		t.Fatalf("Authenticate with the right password: %v", err)
+	}
+	if got.ID != u.ID {
+		t.Errorf("Authenticate returned %q, want %q", got.ID, u.ID)
+	}
+	for name, c := range map[string]struct{ email, password string }{
+		"wrong password":  {"grace@example.com", password + "x"},
+		"empty password":  {"grace@example.com", ""},
+		"unknown address": {"nobody@example.com", password},
+	} {
+		if _, err := s.Authenticate(ctx, c.email, c.password); !errors.Is(err, store.ErrInvalidCredentials) {
+			t.Errorf("%s: err = %v, want ErrInvalidCredentials", name, err)
+		}
+	}
+	// A locked user is refused with the same answer.
+	if _, err := s.UpdateUser(ctx, u.ID, store.UserUpdate{Disabled: ptr(true)}); err != nil {
+		t.Fatalf("UpdateUser: %v", err)
+	}
+	if _, err := s.Authenticate(ctx, "grace@example.com", password); !errors.Is(err, store.ErrInvalidCredentials) {
+		t.Errorf("Authenticate of a locked user: err = %v, want ErrInvalidCredentials", err)
+	}
+	// Through the wrapper the controllers use, the check is still found.
+	wrapped := store.Instrument("ldap", s, store.NewMetrics(nil), nil)
+	if _, ok := store.AsAuthenticator(wrapped); !ok {
+		t.Error("AsAuthenticator does not see through Instrument")
+	}
+}
