@@ -184,6 +184,29 @@ func (o *outcome) resolveStore(reg *stores.Registry, ref *v1alpha1.StoreReferenc
 	return h, storeKeys(h.Name, reg.IsDefault(h.Name)), nil
 }
 
+// storesOpening reports whether some IdentityStore has not been opened, or
+// failed to open, yet: right after the manager starts, before the
+// IdentityStore controller has looked at each. A resource whose store
+// cannot be resolved then waits without a word, rather than writing that it
+// waits for its store and, a moment later, that it is Ready again: a
+// restart with 100,000 Users would otherwise write every one of them twice.
+func storesOpening(ctx context.Context, c client.Reader, reg *stores.Registry) bool {
+	var list v1alpha1.IdentityStoreList
+	if err := c.List(ctx, &list); err != nil {
+		return false
+	}
+	for _, ids := range list.Items {
+		if ids.DeletionTimestamp.IsZero() && !reg.Known(ids.Name) {
+			return true
+		}
+	}
+	return false
+}
+
+// storesOpeningWait is how soon a resource that waits for the stores to
+// open looks again.
+const storesOpeningWait = time.Second
+
 // storeKeysFor are the storeKeys of the store ref names, or resolves to.
 func storeKeysFor(reg *stores.Registry, ref *v1alpha1.StoreReference) ([]string, error) {
 	name, err := reg.Name(ref)

@@ -83,6 +83,9 @@ func (r *GroupReconciler) Reconcile(ctx context.Context, req ctrl.Request) (resu
 		return ctrl.Result{}, client.IgnoreNotFound(err)
 	}
 
+	if _, err := r.Stores.Resolve(group.Spec.StoreRef); err != nil && storesOpening(ctx, r.Client, r.Stores) {
+		return ctrl.Result{RequeueAfter: storesOpeningWait}, nil
+	}
 	base := group.DeepCopy()
 	pass := &groupPass{}
 	defer func() {

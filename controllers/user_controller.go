@@ -105,6 +105,9 @@ func (r *UserReconciler) Reconcile(ctx context.Context, req ctrl.Request) (resul
 		return ctrl.Result{}, client.IgnoreNotFound(err)
 	}
 
+	if _, err := r.Stores.Resolve(user.Spec.StoreRef); err != nil && storesOpening(ctx, r.Client, r.Stores) {
+		return ctrl.Result{RequeueAfter: storesOpeningWait}, nil
+	}
 	base := user.DeepCopy()
 	pass := &userPass{}
 	defer func() {

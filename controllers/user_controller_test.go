@@ -16,10 +16,12 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
 	"roster.dev/roster/api/v1alpha1"
 	"roster.dev/roster/controllers"
 	"roster.dev/roster/internal/store"
+	"roster.dev/roster/internal/stores"
 )
 
 const (
@@ -416,4 +418,41 @@ func TestValidation(t *testing.T) {
 			g.Expect(err).To(MatchError(And(ContainSubstring("spec.email"), ContainSubstring("immutable"))))
 		}, timeout, tick).Should(Succeed())
 	})
+}
+
+// A restarted manager writes nothing to a User that is as it should be:
+// before the IdentityStore controller has opened the stores, the User waits
+// without a word (not "waiting for the store", then "Ready" again), and
+// once they are open its status stays as it was.
+func TestRestartWritesNoUserStatus(t *testing.T) {
+	g := NewWithT(t)
+	ns := newNamespace(t)
+	g.Expect(k8s.Create(t.Context(), newUser(ns, "steady", "steady@"+ns+".example.com"))).To(Succeed())
+	waitFor(t, ns, "steady", func(g Gomega, u *v1alpha1.User) {
+		g.Expect(u.Status.Phase).To(Equal(v1alpha1.UserInvited))
+		hasInvitationReason(controllers.ReasonInvitationSent)(g, u)
+	})
+	settle(t, ns)
+	var before v1alpha1.User
+	key := types.NamespacedName{Namespace: ns, Name: "steady"}
+	g.Expect(k8s.Get(t.Context(), key, &before)).To(Succeed())
+
+	// The reconciler as a fresh manager has it: no store opened yet.
+	restarted := *reconcilers.User
+	restarted.Stores = stores.NewRegistry()
+	res, err := restarted.Reconcile(t.Context(), reconcile.Request{NamespacedName: key})
+	g.Expect(err).NotTo(HaveOccurred())
+	g.Expect(res.RequeueAfter).To(BeNumerically(">", 0), "the User waits for the stores to open")
+	var waiting v1alpha1.User
+	g.Expect(k8s.Get(t.Context(), key, &waiting)).To(Succeed())
+	g.Expect(waiting.ResourceVersion).To(Equal(before.ResourceVersion), "status while the stores open: %+v", waiting.Status.Conditions)
+
+	for _, h := range reconcilers.Stores.All() {
+		restarted.Stores.Put(h)
+	}
+	_, err = restarted.Reconcile(t.Context(), reconcile.Request{NamespacedName: key})
+	g.Expect(err).NotTo(HaveOccurred())
+	var after v1alpha1.User
+	g.Expect(k8s.Get(t.Context(), key, &after)).To(Succeed())
+	g.Expect(after.ResourceVersion).To(Equal(before.ResourceVersion), "status after the restart: %+v", after.Status)
 }

@@ -262,6 +262,10 @@ func measurePhases(ctx context.Context, cfg *rest.Config, c client.WithWatch, o 
 	if err != nil {
 		return err
 	}
+	statusBefore, err := statuses(ctx, c)
+	if err != nil {
+		return err
+	}
 	(*mgr).stop()
 	start := time.Now()
 	if *mgr, err = startManager(ctx, o.manager, dir, kubeconfig, o.goMemLimit, managerArgs(o)); err != nil {
@@ -287,6 +291,10 @@ func measurePhases(ctx context.Context, cfg *rest.Config, c client.WithWatch, o 
 	fmt.Printf("  %-8s%-66s%8.1fs\n", "restart", "(start until a User applied at Ready is Ready)", (ready + firstTook).Seconds())
 	fmt.Printf("  %-8s%-66s%8.0f API, %.0f store  (goal 0)\n", "restart", "(writes the restart caused: all, less that one User's)",
 		after.writesSince(before)-perUserAPI, restartStoreWrites-perUserStore)
+	fmt.Printf("  %-8s%-66s%s\n", "", "", after.writesBreakdown(before))
+	if statusAfter, err := statuses(ctx, c); err == nil {
+		fmt.Printf("  %-8s%s\n", "", changedStatuses(statusBefore, statusAfter))
+	}
 
 	pass, mmAfter, err := awaitDriftPass(ctx, (*mgr).metrics, mm)
 	if err != nil {

@@ -1,11 +1,13 @@
 package main
 
 import (
+	"encoding/json"
 	"bufio"
 	"bytes"
 	"context"
 	"fmt"
 	"io"
+	"maps"
 	"net/http"
 	"regexp"
 	"slices"
@@ -189,6 +191,18 @@ func (after apiRequests) writesSince(before apiRequests) float64 {
 	return n
 }
 
+// writesBreakdown names the writes since before by verb and resource.
+func (after apiRequests) writesBreakdown(before apiRequests) string {
+	var parts []string
+	for _, k := range slices.Sorted(maps.Keys(after)) {
+		verb, resource, _ := strings.Cut(k, " ")
+		if d := after[k] - before[k]; d > 0 && verb != "GET" && verb != "LIST" && resource != "leases" {
+			parts = append(parts, fmt.Sprintf("%s %.0f", k, d))
+		}
+	}
+	return strings.Join(parts, ", ")
+}
+
 // settle waits until neither the API server's writes nor the manager's
 // store writes change for quiet (reads go on: the store's health check).
 func settle(ctx context.Context, cfg *rest.Config, metricsAddr string, quiet time.Duration) error {
@@ -235,4 +249,36 @@ func awaitDriftPass(ctx context.Context, metricsAddr string, before managerMetri
 		case <-time.After(time.Second):
 		}
 	}
+}
+
+// statuses reads every User's status, by namespace/name, as JSON.
+func statuses(ctx context.Context, c client.Client) (map[string]string, error) {
+	var list v1alpha1.UserList
+	if err := c.List(ctx, &list); err != nil {
+		return nil, err
+	}
+	out := map[string]string{}
+	for _, u := range list.Items {
+		b, _ := json.Marshal(u.Status)
+		out[u.Namespace+"/"+u.Name] = string(b)
+	}
+	return out, nil
+}
+
+// changedStatuses names the Users whose status changed, with the first
+// few statuses before and after, to show what a restart rewrote.
+func changedStatuses(before, after map[string]string) string {
+	var names []string
+	for k, v := range before {
+		if a, ok := after[k]; ok && a != v {
+			names = append(names, k)
+		}
+	}
+	slices.Sort(names)
+	var b strings.Builder
+	fmt.Fprintf(&b, "%d Users' status changed", len(names))
+	for _, n := range names[:min(2, len(names))] {
+		fmt.Fprintf(&b, "\n    %s\n      before %s\n      after  %s", n, before[n], after[n])
+	}
+	return b.String()
 }

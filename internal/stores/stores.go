@@ -115,6 +115,16 @@ func (r *Registry) Get(name string) (*Handle, bool) {
 	return h, ok
 }
 
+// Known reports whether the named store was opened or failed to open: a
+// declared store that is not known yet is still being opened.
+func (r *Registry) Known(name string) bool {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	_, open := r.handles[name]
+	_, failed := r.problems[name]
+	return open || failed
+}
+
 // All returns the open stores, sorted by name.
 func (r *Registry) All() []*Handle {
 	r.mu.RLock()
