@@ -1,10 +1,10 @@
 package main
 
 import (
-	"encoding/json"
 	"bufio"
 	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"maps"
