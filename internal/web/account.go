@@ -14,6 +14,7 @@ import (
 	"roster.dev/roster/internal/naming"
 	"roster.dev/roster/internal/password"
 	"roster.dev/roster/internal/store"
+	"roster.dev/roster/internal/store/embedded"
 )
 
 // The account page: a person signs in with their email and password, which
@@ -185,6 +186,14 @@ func (s *Server) authenticate(ctx context.Context, email, pw string) (*v1alpha1.
 		return nil, err
 	}
 	var failure error
+	asked := false
+	defer func() {
+		if !asked {
+			// No store was asked: spend a password check's time, so that
+			// the answer's timing does not tell an unknown address apart.
+			embedded.SpendCheckTime(pw)
+		}
+	}()
 	for i := range users {
 		u := &users[i]
 		if !u.DeletionTimestamp.IsZero() || u.Status.StoreID == "" || deactivated(u) {
@@ -199,6 +208,7 @@ func (s *Server) authenticate(ctx context.Context, email, pw string) (*v1alpha1.
 		if !ok {
 			continue
 		}
+		asked = true
 		got, err := auth.Authenticate(ctx, u.Spec.Email, pw)
 		switch {
 		case errors.Is(err, store.ErrInvalidCredentials):

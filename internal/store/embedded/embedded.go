@@ -274,6 +274,11 @@ var unknownUserHash = sync.OnceValue(func() string {
 	return h
 })
 
+// SpendCheckTime checks password against a hash no user has, for a caller
+// that found no user to ask: an unknown address then takes as long to
+// refuse as a wrong password.
+func SpendCheckTime(password string) { verifyPassword(unknownUserHash(), password) }
+
 // Authenticate implements store.Authenticator: it checks a user's password
 // the way a platform's login would and records the login: the user's last
 // login time is set and the user counts as activated from then on. The
