@@ -64,6 +64,19 @@ func Assets() (string, error) {
 // Start starts a control plane with the CRDs of config/crd/bases installed.
 // Call Stop on the returned environment when done.
 func Start() (*envtest.Environment, *rest.Config, error) {
+	return start(&envtest.Environment{})
+}
+
+// StartRestartable is Start with the API server's certificates and keys
+// kept in certDir rather than in a folder removed when the API server stops,
+// so that env.ControlPlane.APIServer can be stopped and started again: it
+// comes back on the same port with the same certificates, and clients made
+// before the restart keep working.
+func StartRestartable(certDir string) (*envtest.Environment, *rest.Config, error) {
+	return start(&envtest.Environment{ControlPlane: envtest.ControlPlane{APIServer: &envtest.APIServer{CertDir: certDir}}})
+}
+
+func start(env *envtest.Environment) (*envtest.Environment, *rest.Config, error) {
 	assets, err := Assets()
 	if err != nil {
 		return nil, nil, err
@@ -72,11 +85,9 @@ func Start() (*envtest.Environment, *rest.Config, error) {
 	if err != nil {
 		return nil, nil, err
 	}
-	env := &envtest.Environment{
-		BinaryAssetsDirectory: assets,
-		CRDDirectoryPaths:     []string{filepath.Join(root, "config", "crd", "bases")},
-		ErrorIfCRDPathMissing: true,
-	}
+	env.BinaryAssetsDirectory = assets
+	env.CRDDirectoryPaths = []string{filepath.Join(root, "config", "crd", "bases")}
+	env.ErrorIfCRDPathMissing = true
 	cfg, err := env.Start()
 	if err != nil {
 		return nil, nil, fmt.Errorf("starting the control plane: %w", err)
