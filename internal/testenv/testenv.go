@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"time"
 
 	eventsv1 "k8s.io/api/events/v1"
 	kruntime "k8s.io/apimachinery/pkg/runtime"
@@ -73,7 +74,16 @@ func Start() (*envtest.Environment, *rest.Config, error) {
 // comes back on the same port with the same certificates, and clients made
 // before the restart keep working.
 func StartRestartable(certDir string) (*envtest.Environment, *rest.Config, error) {
-	return start(&envtest.Environment{ControlPlane: envtest.ControlPlane{APIServer: &envtest.APIServer{CertDir: certDir}}})
+	api := &envtest.APIServer{CertDir: certDir}
+	// A graceful stop waits for open requests up to the request timeout,
+	// a minute by default, which only makes a test wait.
+	api.Configure().Set("request-timeout", "10s")
+	return start(&envtest.Environment{
+		ControlPlane: envtest.ControlPlane{APIServer: api},
+		// A graceful stop waits for requests in flight; envtest's 20 s
+		// default can be too short on a loaded machine.
+		ControlPlaneStopTimeout: 2 * time.Minute,
+	})
 }
 
 func start(env *envtest.Environment) (*envtest.Environment, *rest.Config, error) {
