@@ -50,6 +50,9 @@ type options struct {
 	probeAddress     string
 	pprofAddress     string
 	leaderElect      bool
+	leaseDuration    time.Duration
+	renewDeadline    time.Duration
+	retryPeriod      time.Duration
 	defaultRole      string
 	resyncPeriod     time.Duration
 	userConcurrency  int
@@ -98,6 +101,9 @@ func parseFlags(args []string) (*options, error) {
 	fs.StringVar(&o.probeAddress, "health-probe-bind-address", ":8081", "address the health and readiness probes listen on")
 	fs.StringVar(&o.pprofAddress, "pprof-bind-address", "0", "address of the Go profiling endpoint (/debug/pprof); 0 turns it off")
 	fs.BoolVar(&o.leaderElect, "leader-elect", false, "elect a leader so that only one replica reconciles at a time")
+	fs.DurationVar(&o.leaseDuration, "leader-elect-lease-duration", 15*time.Second, "how long a standby waits after the leader's last renewal before taking the lease: the longest a dead leader leaves the controllers idle")
+	fs.DurationVar(&o.renewDeadline, "leader-elect-renew-deadline", 10*time.Second, "how long the leader keeps trying to renew the lease before it stops leading and exits; shorter than the lease duration")
+	fs.DurationVar(&o.retryPeriod, "leader-elect-retry-period", 2*time.Second, "how often the leader renews the lease and a standby tries to take it; shorter than the renew deadline")
 	fs.StringVar(&o.defaultRole, "default-role", "Member", "role of Users that set none; keep it the least privileged role")
 	fs.DurationVar(&o.resyncPeriod, "resync-period", 10*time.Minute, "how often the store is compared with the Users (one paged listing) and each Group with its store group (jittered by up to 10%)")
 	fs.IntVar(&o.userConcurrency, "user-concurrency", 8, "Users reconciled at once")
@@ -156,6 +162,10 @@ func (o *options) validate() error {
 	}
 	if o.groupConcurrency < 1 {
 		return fmt.Errorf("--group-concurrency: must be at least 1, got %d", o.groupConcurrency)
+	}
+	if o.retryPeriod <= 0 || o.retryPeriod >= o.renewDeadline || o.renewDeadline >= o.leaseDuration {
+		return fmt.Errorf("--leader-elect-retry-period (%s) < --leader-elect-renew-deadline (%s) < --leader-elect-lease-duration (%s) must hold",
+			o.retryPeriod, o.renewDeadline, o.leaseDuration)
 	}
 	if o.storeCheck < time.Second {
 		return fmt.Errorf("--store-check-period: %s is shorter than the minimum of 1s", o.storeCheck)
@@ -362,6 +372,9 @@ func run(args []string) error {
 		// The Lease lives in the operator's namespace, so that a manager
 		// run outside the cluster elects a leader too.
 		LeaderElectionNamespace: o.namespace,
+		LeaseDuration:           &o.leaseDuration,
+		RenewDeadline:           &o.renewDeadline,
+		RetryPeriod:             &o.retryPeriod,
 		Cache:                   controllers.CacheOptions(o.namespace),
 	})
 	if err != nil {

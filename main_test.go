@@ -39,6 +39,9 @@ func TestParseFlags(t *testing.T) {
 		{name: "link life too short", args: []string{"--password-reset-ttl=10s"}, wantErr: "--password-reset-ttl"},
 		{name: "unknown character class", args: []string{"--password-require=lower,emoji"}, wantErr: "emoji"},
 		{name: "custom password policy", args: []string{"--password-min-length=14", "--password-require=none"}},
+		{name: "quicker failover", args: []string{"--leader-elect-lease-duration=8s", "--leader-elect-renew-deadline=6s", "--leader-elect-retry-period=1s"}},
+		{name: "renew deadline past the lease", args: []string{"--leader-elect-lease-duration=10s", "--leader-elect-renew-deadline=10s"}, wantErr: "--leader-elect-renew-deadline"},
+		{name: "no retry period", args: []string{"--leader-elect-retry-period=0s"}, wantErr: "--leader-elect-retry-period"},
 		{name: "no submissions", args: []string{"--web-submissions-per-minute=0"}, wantErr: "--web-submissions-per-minute"},
 	}
 	for _, tc := range cases {

@@ -15,6 +15,7 @@ import (
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/builder"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/controller"
 	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
 	"sigs.k8s.io/controller-runtime/pkg/log"
 
@@ -34,7 +35,8 @@ type StoreOpener interface {
 // IdentityStoreReconciler opens the store each IdentityStore declares and
 // keeps it in the registry the other reconcilers and the web pages use; it
 // reopens it when the spec or a credential Secret changes, and reports the
-// store's health.
+// store's health. It runs on every replica, because every replica serves
+// the web pages; only the leader writes to the IdentityStore.
 type IdentityStoreReconciler struct {
 	client.Client
 	Stores   *stores.Registry
@@ -44,6 +46,9 @@ type IdentityStoreReconciler struct {
 	// CheckPeriod is how often an open store is checked for reachability
 	// and its Secrets for changes.
 	CheckPeriod time.Duration
+	// Elected is closed once this replica leads (the manager's Elected);
+	// nil when it always does.
+	Elected <-chan struct{}
 
 	mu           sync.Mutex
 	fingerprints map[string]string // what each open store was opened from
@@ -72,6 +77,9 @@ type storePass struct {
 	handle   *stores.Handle
 	refs     int
 	defaults []string // names of every IdentityStore marked default
+	// follower is a pass on a replica that does not lead: it opens and
+	// checks the store for this replica's pages and writes nothing.
+	follower bool
 }
 
 // Reconcile opens, checks or closes one store.
@@ -82,6 +90,9 @@ func (r *IdentityStoreReconciler) Reconcile(ctx context.Context, req ctrl.Reques
 			r.forget(req.Name)
 		}
 		return ctrl.Result{}, client.IgnoreNotFound(err)
+	}
+	if !r.leading() {
+		return r.follow(ctx, ids)
 	}
 	base := ids.DeepCopy()
 	pass := &storePass{}
@@ -108,6 +119,34 @@ func (r *IdentityStoreReconciler) Reconcile(ctx context.Context, req ctrl.Reques
 			return ctrl.Result{RequeueAfter: r.CheckPeriod}, nil
 		}
 		return ctrl.Result{RequeueAfter: r.CheckPeriod}, nil
+	}
+	return ctrl.Result{RequeueAfter: jittered(r.CheckPeriod)}, nil
+}
+
+// leading reports whether this replica leads.
+func (r *IdentityStoreReconciler) leading() bool {
+	if r.Elected == nil {
+		return true
+	}
+	select {
+	case <-r.Elected:
+		return true
+	default:
+		return false
+	}
+}
+
+// follow keeps the store open on a replica that does not lead, so that its
+// pages answer while the leader runs and the moment it dies. The status,
+// finalizer and events are the leader's to write; a store being deleted is
+// closed once the IdentityStore is gone.
+func (r *IdentityStoreReconciler) follow(ctx context.Context, ids *v1alpha1.IdentityStore) (ctrl.Result, error) {
+	if !ids.DeletionTimestamp.IsZero() {
+		return ctrl.Result{}, nil
+	}
+	// What a follower meets shows on its pages; the leader reports it.
+	if err := r.ensureOpen(ctx, ids, &storePass{follower: true}); err != nil {
+		log.FromContext(ctx).V(1).Info("The store is not usable on this replica yet", "reason", err.Error())
 	}
 	return ctrl.Result{RequeueAfter: jittered(r.CheckPeriod)}, nil
 }
@@ -151,7 +190,9 @@ func (r *IdentityStoreReconciler) ensureOpen(ctx context.Context, ids *v1alpha1.
 	r.fingerprints[ids.Name] = fp
 	r.mu.Unlock()
 	pass.handle = h
-	recordEvent(r.Recorder, ids, corev1.EventTypeNormal, ReasonStoreOpened, "Open", "Opened the %s store.", ids.Kind())
+	if !pass.follower {
+		recordEvent(r.Recorder, ids, corev1.EventTypeNormal, ReasonStoreOpened, "Open", "Opened the %s store.", ids.Kind())
+	}
 	return r.check(ctx, ids, pass)
 }
 
@@ -292,8 +333,11 @@ func (r *IdentityStoreReconciler) computeStatus(ids *v1alpha1.IdentityStore, pas
 // CheckPeriod, which also notices changed Secrets.
 func (r *IdentityStoreReconciler) SetupWithManager(mgr ctrl.Manager) error {
 	r.fingerprints = map[string]string{}
+	everyReplica := false
 	return ctrl.NewControllerManagedBy(mgr).
 		For(&v1alpha1.IdentityStore{}, builder.WithPredicates(specChangedOrDeleting())).
+		// Every replica keeps its stores open for its pages; see follow.
+		WithOptions(controller.Options{NeedLeaderElection: &everyReplica}).
 		Named("identitystore").
 		Complete(r)
 }

@@ -153,7 +153,7 @@ func Setup(mgr ctrl.Manager, deps Deps) (*Reconcilers, error) {
 		Stores: reg,
 		Store: &IdentityStoreReconciler{
 			Client: c, Stores: reg, Opener: deps.OpenStore, Metrics: deps.StoreMetrics, Recorder: recorder,
-			CheckPeriod: deps.StoreCheckPeriod,
+			CheckPeriod: deps.StoreCheckPeriod, Elected: mgr.Elected(),
 		},
 		Drift: &UserDrift{
 			Client: mgr.GetClient(), Stores: reg, DefaultRole: deps.DefaultRole, Period: deps.ResyncPeriod,

@@ -22,6 +22,7 @@ import (
 
 	"k8s.io/client-go/rest"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/config"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
 	"roster.dev/roster/internal/testenv"
@@ -54,10 +55,14 @@ func NewManager(cfg *rest.Config) (ctrl.Manager, error) {
 	if err := c.Create(context.Background(), ns); client.IgnoreAlreadyExists(err) != nil {
 		return nil, fmt.Errorf("creating namespace %s: %w", OperatorNamespace, err)
 	}
+	skip := true
 	return ctrl.NewManager(cfg, ctrl.Options{
 		Scheme:  testenv.Scheme(),
 		Metrics: metricsserver.Options{BindAddress: "0"},
 		Cache:   controllers.CacheOptions(OperatorNamespace),
+		// Controller names are unique per process, for their metrics; a
+		// test binary may run one manager after another.
+		Controller: config.Controller{SkipNameValidation: &skip},
 	})
 }
 

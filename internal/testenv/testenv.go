@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"testing"
+	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -68,6 +69,28 @@ func Assets() (string, error) {
 // Start starts a control plane with the CRDs of config/crd/bases installed.
 // Call Stop on the returned environment when done.
 func Start() (*envtest.Environment, *rest.Config, error) {
+	return start(&envtest.Environment{})
+}
+
+// StartRestartable is Start with the API server's certificates and keys
+// kept in certDir rather than in a folder removed when the API server stops,
+// so that env.ControlPlane.APIServer can be stopped and started again: it
+// comes back on the same port with the same certificates, and clients made
+// before the restart keep working.
+func StartRestartable(certDir string) (*envtest.Environment, *rest.Config, error) {
+	api := &envtest.APIServer{CertDir: certDir}
+	// A graceful stop waits for open requests up to the request timeout,
+	// a minute by default, which only makes a test wait.
+	api.Configure().Set("request-timeout", "10s")
+	return start(&envtest.Environment{
+		ControlPlane: envtest.ControlPlane{APIServer: api},
+		// A graceful stop waits for requests in flight; envtest's 20 s
+		// default can be too short on a loaded machine.
+		ControlPlaneStopTimeout: 2 * time.Minute,
+	})
+}
+
+func start(env *envtest.Environment) (*envtest.Environment, *rest.Config, error) {
 	assets, err := Assets()
 	if err != nil {
 		return nil, nil, err
@@ -76,11 +99,9 @@ func Start() (*envtest.Environment, *rest.Config, error) {
 	if err != nil {
 		return nil, nil, err
 	}
-	env := &envtest.Environment{
-		BinaryAssetsDirectory: assets,
-		CRDDirectoryPaths:     []string{filepath.Join(root, "config", "crd", "bases")},
-		ErrorIfCRDPathMissing: true,
-	}
+	env.BinaryAssetsDirectory = assets
+	env.CRDDirectoryPaths = []string{filepath.Join(root, "config", "crd", "bases")}
+	env.ErrorIfCRDPathMissing = true
 	cfg, err := env.Start()
 	if err != nil {
 		return nil, nil, fmt.Errorf("starting the control plane: %w", err)
