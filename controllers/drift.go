@@ -9,6 +9,7 @@ import (
 	"github.com/go-logr/logr"
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
+	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -196,6 +197,30 @@ func (d *UserDrift) holder(ctx context.Context, keys []string, got *store.User) 
 		}
 	})
 	return found, err
+}
+
+// wakeNotReady wakes the Users of the store (by its storeKeys) that are not
+// Ready, waiting while their queue catches up.
+func (d *UserDrift) wakeNotReady(ctx context.Context, keys []string) {
+	woken := 0
+	for _, key := range keys {
+		var users v1alpha1.UserList
+		if err := d.Client.List(ctx, &users, client.MatchingFields{storeRefIndex: key}, client.UnsafeDisableDeepCopy); err != nil {
+			d.Log.Error(err, "Could not list the Users to wake after the store came back")
+			return
+		}
+		for i := range users.Items {
+			u := &users.Items[i]
+			if !u.DeletionTimestamp.IsZero() || meta.IsStatusConditionTrue(u.Status.Conditions, v1alpha1.ConditionReady) {
+				continue
+			}
+			if err := d.send(ctx, u); err != nil {
+				return
+			}
+			woken++
+		}
+	}
+	d.Log.Info("The store answers again: woke the Users that are not Ready", "users", woken)
 }
 
 // send wakes the User's reconciler, waiting while its queue catches up.

@@ -49,6 +49,10 @@ type IdentityStoreReconciler struct {
 	// Elected is closed once this replica leads (the manager's Elected);
 	// nil when it always does.
 	Elected <-chan struct{}
+	// Drift, when set, wakes the store's Users that are not Ready once the
+	// store answers again after an outage: they wait in their backoff,
+	// which grows to minutes, and would catch up only as slowly.
+	Drift *UserDrift
 
 	mu           sync.Mutex
 	fingerprints map[string]string // what each open store was opened from
@@ -118,9 +122,24 @@ func (r *IdentityStoreReconciler) Reconcile(ctx context.Context, req ctrl.Reques
 		if stores.IsConfigError(err) {
 			return ctrl.Result{RequeueAfter: r.CheckPeriod}, nil
 		}
-		return ctrl.Result{RequeueAfter: r.CheckPeriod}, nil
+		// A store that does not answer is checked more often, so that its
+		// Users hear soon when it is back.
+		return ctrl.Result{RequeueAfter: min(r.CheckPeriod, outageRecheck)}, nil
+	}
+	if wasDown(base) && r.Drift != nil {
+		keys := storeKeys(ids.Name, r.Stores.IsDefault(ids.Name))
+		go r.Drift.wakeNotReady(ctx, keys)
 	}
 	return ctrl.Result{RequeueAfter: jittered(r.CheckPeriod)}, nil
+}
+
+// outageRecheck is how often a store that does not answer is checked.
+const outageRecheck = 5 * time.Second
+
+// wasDown reports whether the IdentityStore said its store did not answer.
+func wasDown(ids *v1alpha1.IdentityStore) bool {
+	c := meta.FindStatusCondition(ids.Status.Conditions, v1alpha1.ConditionReady)
+	return c != nil && c.Status != metav1.ConditionTrue && c.Reason == ReasonStoreUnavailable
 }
 
 // leading reports whether this replica leads.

@@ -160,6 +160,7 @@ func Setup(mgr ctrl.Manager, deps Deps) (*Reconcilers, error) {
 			Metrics: newDriftMetrics(deps.Registry), Log: ctrl.Log.WithName("drift"),
 		},
 	}
+	r.Store.Drift = r.Drift
 	r.User = &UserReconciler{
 		Client: c, Stores: reg, Recorder: recorder, Clock: deps.Clock, Namespace: deps.Namespace,
 		DefaultRole: deps.DefaultRole, Invitations: deps.Invitations, Drift: r.Drift,
