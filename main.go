@@ -375,7 +375,11 @@ func run(args []string) error {
 		LeaseDuration:           &o.leaseDuration,
 		RenewDeadline:           &o.renewDeadline,
 		RetryPeriod:             &o.retryPeriod,
-		Cache:                   controllers.CacheOptions(o.namespace),
+		// A leader stopped gracefully (a rolling update) hands the Lease
+		// over at once: main returns as soon as the manager has stopped, so
+		// nothing runs after the release.
+		LeaderElectionReleaseOnCancel: true,
+		Cache:                         controllers.CacheOptions(o.namespace),
 	})
 	if err != nil {
 		return fmt.Errorf("creating the manager: %w", err)
