@@ -32,11 +32,11 @@ import (
 )
 
 const (
-	// failoverRows is the size issue 14 fixes.
+	// failoverRows is the import the leader dies in the middle of.
 	failoverRows = 2000
 	// leaseName is the Lease main.go elects its leader with.
 	leaseName = "roster.iam.roster.dev"
-	// takeoverGoal is issue 14's bound on the standby taking over, which
+	// takeoverGoal is the bound the standby should take over within, which
 	// the default lease settings (15 s lease, 2 s retry period) meet: the
 	// test prints the figure and asserts only a generous bound, so that a
 	// loaded machine does not fail it.
@@ -173,6 +173,47 @@ func TestLeaderKilledMidImport(t *testing.T) {
 	for _, line := range standby.logLines("lease", "leader") {
 		t.Logf("standby: %s", line)
 	}
+}
+
+// A leader stopped gracefully (SIGTERM, as in a rolling update) releases
+// the Lease as it exits, so that the standby need not wait the lease out.
+func TestGracefulStopReleasesTheLease(t *testing.T) {
+	g := NewWithT(t)
+	env, _, k8s := controlPlane(t, false)
+	bin := buildManager(t)
+	g.Expect(k8s.Create(t.Context(), &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: controllerstest.OperatorNamespace}})).To(Succeed())
+	dir := t.TempDir()
+	kubeconfig := filepath.Join(dir, "kubeconfig")
+	g.Expect(os.WriteFile(kubeconfig, env.KubeConfig, 0o600)).To(Succeed())
+	common := []string{"--kubeconfig=" + kubeconfig, "--namespace=" + controllerstest.OperatorNamespace, "--leader-elect",
+		"--metrics-bind-address=0", "--zap-log-level=info"}
+	holder := func(g Gomega) string {
+		var lease coordinationv1.Lease
+		g.Expect(k8s.Get(t.Context(), client.ObjectKey{Namespace: controllerstest.OperatorNamespace, Name: leaseName}, &lease)).To(Succeed())
+		if lease.Spec.HolderIdentity == nil {
+			return ""
+		}
+		return *lease.Spec.HolderIdentity
+	}
+
+	leader := startManager(t, bin, filepath.Join(dir, "a"), common)
+	var leaderID string
+	g.Eventually(func(g Gomega) {
+		leaderID = holder(g)
+		g.Expect(leaderID).NotTo(BeEmpty())
+	}, time.Minute, tick).Should(Succeed())
+	startManager(t, bin, filepath.Join(dir, "b"), common)
+
+	g.Expect(leader.cmd.Process.Signal(syscall.SIGTERM)).To(Succeed())
+	stopped := time.Now()
+	<-leader.done
+	// Released, or already taken by the standby: never still the leader's.
+	g.Expect(holder(g)).NotTo(Equal(leaderID), "the stopped leader kept the Lease:\n%s", leader.logTail())
+	g.Eventually(func(g Gomega) {
+		g.Expect(holder(g)).NotTo(BeEmpty())
+	}, time.Minute, 50*time.Millisecond).Should(Succeed())
+	t.Logf("The standby took the Lease %s after the leader was told to stop (lease 15s, retry period 2s)",
+		time.Since(stopped).Round(100*time.Millisecond))
 }
 
 // buildManager builds the manager's binary from the repository's main
