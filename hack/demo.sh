@@ -98,6 +98,8 @@ The demo is running.
                 choose a password, and watch ada turn Active:
                   ${link:-(not sent yet: see ${demo}/manager.log)}
                   kubectl get users -w
+  account page: once Ada has a password, sign in at http://127.0.0.1:18082/account
+                to change her details or her password.
   try:          kubectl annotate user ada iam.roster.dev/reset-password="\$(date +%s)" --overwrite
                 bin/outboxlink --outbox ${demo}/outbox --to ada@example.com --kind reset
                 kubectl annotate user grace iam.roster.dev/resend-invitation="\$(date +%s)" --overwrite
