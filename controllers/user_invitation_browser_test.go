@@ -3,58 +3,23 @@ package controllers_test
 import (
 	"context"
 	"os"
-	"os/exec"
 	"path/filepath"
-	"strings"
 	"testing"
-	"time"
 
-	"github.com/chromedp/cdproto/cdp"
-	"github.com/chromedp/cdproto/emulation"
 	"github.com/chromedp/chromedp"
 	. "github.com/onsi/gomega"
 
 	"roster.dev/roster/api/v1alpha1"
+	"roster.dev/roster/controllers/controllerstest"
 )
 
-// browser starts headless Chromium for one test. Without Chromium the test is
-// skipped on a workstation and fails in CI (CI=true), which installs it.
-func browser(t *testing.T, javascript bool) context.Context {
-	t.Helper()
-	var path string
-	for _, name := range []string{"chromium", "chromium-browser", "google-chrome", "google-chrome-stable"} {
-		if p, err := exec.LookPath(name); err == nil {
-			path = p
-			break
-		}
-	}
-	if path == "" {
-		if os.Getenv("CI") == "true" {
-			t.Fatal("Chromium is not installed; CI must install it (apt-get install -y chromium)")
-		}
-		t.Skip("Chromium is not installed (apt-get install -y chromium); skipping the browser test outside CI")
-	}
-	opts := append(chromedp.DefaultExecAllocatorOptions[:],
-		chromedp.ExecPath(path),
-		chromedp.NoSandbox, // tests may run as root, where Chromium's sandbox refuses to start
-		chromedp.Flag("disable-dev-shm-usage", true),
-		chromedp.WindowSize(420, 900), // a phone
-	)
-	// The deadline bounds the whole browser, which lives as long as the
-	// context of the first Run.
-	life, cancelLife := context.WithTimeout(context.Background(), 5*time.Minute)
-	alloc, cancelAlloc := chromedp.NewExecAllocator(life, opts...)
-	ctx, cancelCtx := chromedp.NewContext(alloc)
-	t.Cleanup(func() { cancelCtx(); cancelAlloc(); cancelLife() })
-	err := chromedp.Do(ctx, chromedp.Func(func(ctx context.Context, tgt *chromedp.Target) error {
-		_, err := cdp.Call(ctx, tgt, emulation.SetScriptExecutionDisabled, emulation.SetScriptExecutionDisabledParams{Value: !javascript})
-		return err
-	}))
-	if err != nil {
-		t.Fatalf("starting Chromium: %v", err)
-	}
-	return ctx
-}
+// The browser steps every browser test uses.
+var (
+	browser = controllerstest.Chromium
+	do      = controllerstest.Do
+	open    = controllerstest.Open
+	text    = controllerstest.Text
+)
 
 // screenshot saves the page when ROSTER_SCREENSHOT_DIR is set, to look at
 // the pages by eye.
@@ -83,38 +48,6 @@ func typePasswords(pw, confirm string) chromedp.Action[chromedp.Void] {
 
 func submit() chromedp.Action[chromedp.Void] {
 	return chromedp.Click(chromedp.CSS("button[type=submit]"))
-}
-
-// do runs the actions with a deadline of their own.
-func do(ctx context.Context, actions ...chromedp.Action[chromedp.Void]) error {
-	ctx, cancel := context.WithTimeout(ctx, timeout)
-	defer cancel()
-	return chromedp.Do(ctx, actions...)
-}
-
-// open loads the page at link and waits until the element is visible. A
-// navigation whose load event the browser never reports (seen on a busy
-// machine) is tried again rather than waited on forever.
-func open(t *testing.T, ctx context.Context, link, css string) {
-	t.Helper()
-	NewWithT(t).Eventually(func() error {
-		return do(ctx, chromedp.Navigate(link), chromedp.WaitVisible(chromedp.CSS(css)))
-	}, 3*timeout, tick).Should(Succeed(), "opening the link")
-}
-
-// text waits for the element to be visible and returns its text.
-func text(t *testing.T, ctx context.Context, css string) string {
-	t.Helper()
-	if err := do(ctx, chromedp.WaitVisible(chromedp.CSS(css))); err != nil {
-		t.Fatalf("waiting for %s: %v", css, err)
-	}
-	tctx, cancel := context.WithTimeout(ctx, timeout)
-	defer cancel()
-	v, err := chromedp.Run(tctx, chromedp.Text(chromedp.CSS(css)))
-	if err != nil {
-		t.Fatalf("reading %s: %v", css, err)
-	}
-	return strings.TrimSpace(v)
 }
 
 // A person opens the invitation in a browser, is refused a weak password

@@ -159,6 +159,17 @@ func (i *Invitations) Accept(t testing.TB, email, pw string, timeout time.Durati
 	}
 }
 
+// Link waits for the invitation emailed to the address and returns its
+// link.
+func (i *Invitations) Link(t testing.TB, email string, timeout time.Duration) string {
+	t.Helper()
+	link, err := i.awaitLink(email, timeout)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return link
+}
+
 // awaitLink polls the SMTP server for the address's invitation link.
 func (i *Invitations) awaitLink(email string, timeout time.Duration) (string, error) {
 	deadline := time.Now().Add(timeout)

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"testing"
 	"time"
 
@@ -47,6 +48,8 @@ var (
 	invitations  *controllerstest.Invitations
 	driftMetrics *controllers.DriftMetrics
 	reconcilers  *controllers.Reconcilers
+	// kubeconfig is the control plane's, for the kubectl plugin.
+	kubeconfig string
 )
 
 func TestMain(m *testing.M) { os.Exit(run(m)) }
@@ -85,6 +88,11 @@ func run(m *testing.M) int {
 		return 1
 	}
 	defer func() { _ = env.Stop() }()
+	kubeconfig = filepath.Join(dir, "kubeconfig")
+	if err := os.WriteFile(kubeconfig, env.KubeConfig, 0o600); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
 	scheme := testenv.Scheme()
 	if k8s, err = client.New(restCfg, client.Options{Scheme: scheme}); err != nil {
 		fmt.Fprintln(os.Stderr, err)
