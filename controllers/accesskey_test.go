@@ -267,3 +267,22 @@ func assertNoSecretInEvents(t *testing.T, ns, value string) {
 		}
 	}
 }
+
+// A store that cannot check keys (one without passwords, as most SCIM
+// services) says so, and no key is issued.
+func TestAccessKeyStoreWithoutKeys(t *testing.T) {
+	g := NewWithT(t)
+	ctx := t.Context()
+	ns := newNamespace(t)
+	u := newUser(ns, "sso", "sso.keys@example.com")
+	u.Spec.Invite = ptr.To(false)
+	g.Expect(k8s.Create(ctx, u)).To(Succeed())
+	waitFor(t, ns, "sso", hasPhase(v1alpha1.UserInvited))
+	backend.setNoPasswords(true)
+	t.Cleanup(func() { backend.setNoPasswords(false) })
+	g.Expect(k8s.Create(ctx, newAccessKey(ns, "api", "sso"))).To(Succeed())
+	got := waitForKey(t, ns, "api", keyCondition(v1alpha1.ConditionStalled, "True", "KeysUnsupported"))
+	g.Expect(meta.FindStatusCondition(got.Status.Conditions, v1alpha1.ConditionReady).Message).To(ContainSubstring("cannot check access keys"))
+	g.Expect(got.Status.KeyID).To(BeEmpty())
+	g.Expect(apierrors.IsNotFound(k8s.Get(ctx, client.ObjectKey{Namespace: ns, Name: "api"}, &corev1.Secret{}))).To(BeTrue())
+}
