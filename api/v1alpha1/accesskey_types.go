@@ -90,6 +90,9 @@ type AccessKeyStatus struct {
 	ObservedGeneration int64 `json:"observedGeneration,omitempty"`
 }
 
+// The Expires column is a string: kubectl prints a date column as an age,
+// which for a time still ahead is "<invalid>".
+
 // AccessKey is a personal key for API integrations, acting as a User.
 // Roster generates the key, writes it once into a Secret and keeps only a
 // hash of it where it is checked.
@@ -99,7 +102,7 @@ type AccessKeyStatus struct {
 // +kubebuilder:resource:shortName=ak,categories=roster
 // +kubebuilder:printcolumn:name="User",type=string,JSONPath=`.spec.userRef.name`
 // +kubebuilder:printcolumn:name="Key ID",type=string,JSONPath=`.status.keyID`
-// +kubebuilder:printcolumn:name="Expires",type=date,JSONPath=`.status.expiresAt`
+// +kubebuilder:printcolumn:name="Expires",type=string,JSONPath=`.status.expiresAt`
 // +kubebuilder:printcolumn:name="Ready",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].status`
 // +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
 type AccessKey struct {
