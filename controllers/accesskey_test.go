@@ -242,6 +242,14 @@ func TestAccessKeyExpiry(t *testing.T) {
 	g.Expect(got.Status.ExpiresAt.Time).To(Equal(got.CreationTimestamp.Add(4 * time.Second)))
 	key, _ := keyOf(t, ns, "short-key")
 	id, clientSecret := introspectionClient(t)
+
+	// The expiry cannot be pushed back: a longer life is a new key.
+	longer := got.DeepCopy()
+	longer.Spec.ExpiresAfter = &metav1.Duration{Duration: time.Hour}
+	err := k8s.Update(ctx, longer)
+	g.Expect(apierrors.IsInvalid(err)).To(BeTrue(), "%v", err)
+	g.Expect(err.Error()).To(ContainSubstring("expiresAfter is immutable"))
+
 	if time.Now().Before(got.Status.ExpiresAt.Add(-time.Second)) {
 		g.Expect(active(t, id, clientSecret, key)()).To(Equal(true))
 	}

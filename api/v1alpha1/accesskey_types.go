@@ -20,6 +20,7 @@ type LocalUserReference struct {
 
 // AccessKeySpec is the desired state of a personal access key.
 // +kubebuilder:validation:XValidation:rule="has(self.secretName) == has(oldSelf.secretName)",message="secretName is immutable"
+// +kubebuilder:validation:XValidation:rule="has(self.expiresAfter) == has(oldSelf.expiresAfter)",message="expiresAfter is immutable"
 type AccessKeySpec struct {
 	// userRef names the User, in the same namespace, the key acts as. It
 	// cannot be changed.
@@ -34,8 +35,10 @@ type AccessKeySpec struct {
 
 	// expiresAfter is how long after its creation the key stops working,
 	// such as 2160h for 90 days. Unset means the key works until the
-	// AccessKey is deleted.
+	// AccessKey is deleted. It cannot be changed: for a longer life, issue
+	// a new key.
 	// +optional
+	// +kubebuilder:validation:XValidation:rule="self == oldSelf",message="expiresAfter is immutable"
 	ExpiresAfter *metav1.Duration `json:"expiresAfter,omitempty"`
 
 	// secretName names the Secret, in the same namespace, that Roster
