@@ -281,7 +281,9 @@ func (r *AccessKeyReconciler) ensureInStore(ctx context.Context, ak *v1alpha1.Ac
 			recordEvent(r.Recorder, ak, corev1.EventTypeNormal, ReasonKeyRemoved, "Remove",
 				"Removed key %s from IdentityStore %s: the User is deactivated", ak.Status.KeyID, pass.store.Name)
 		}
-		pass.set(status.Progressing, ReasonUserDeactivated, "The User %s is deactivated; the key works again once they are reactivated.", pass.user.Name)
+		// Nothing changes until a person reactivates the User (whose
+		// change wakes this AccessKey): the key does not work, so Stalled.
+		pass.set(status.Stalled, ReasonUserDeactivated, "The User %s is deactivated; the key works again once they are reactivated.", pass.user.Name)
 		return nil
 	}
 	if !present {
