@@ -70,7 +70,6 @@ const (
 var WriteOperations = []string{
 	OpCreateUser, OpUpdateUser, OpDeleteUser, OpSetPassword,
 	OpCreateGroup, OpUpdateGroup, OpUpdateGroupMembers, OpDeleteGroup,
-	OpAddKey, OpRemoveKey,
 }
 
 // Instrument wraps s so that every call is rate limited by limiter (nil for

@@ -144,7 +144,8 @@ func AsKeyChecker(s Store) (KeyChecker, bool) {
 	return nil, false
 }
 
-// Operations of access keys, as counted by Instrument.
+// Operations of access keys, as counted by Instrument. They are not among
+// WriteOperations, which are the Store port's own.
 const (
 	OpAddKey    = "AddKey"
 	OpGetKey    = "GetKey"
