@@ -108,7 +108,8 @@ func (r *AccessKeyReconciler) Reconcile(ctx context.Context, req ctrl.Request) (
 		return ctrl.Result{}, err
 	}
 	if pass.user == nil {
-		return ctrl.Result{RequeueAfter: jittered(storeWait)}, nil
+		// The User's changes wake the AccessKey; this is a fallback.
+		return ctrl.Result{RequeueAfter: jittered(refusedRecheck)}, nil
 	}
 	if err := r.resolveKeyStore(ak, pass); err != nil {
 		return ctrl.Result{}, err
@@ -340,7 +341,7 @@ func (r *AccessKeyReconciler) reconcileDelete(ctx context.Context, ak *v1alpha1.
 		return nil
 	}
 	if err := r.revoke(ctx, ak, "the AccessKey is being deleted"); err != nil {
-		return pass.storeFailed("access key", "identity", "removing", err)
+		return pass.storeFailed("access key", ak.Status.Store, "removing", err)
 	}
 	return removeFinalizer(ctx, r.Client, ak)
 }
