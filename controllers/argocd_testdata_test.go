@@ -238,6 +238,29 @@ func TestArgoCDTestdata(t *testing.T) {
 		capture(t, "identitystore_ready.yaml", "IdentityStore", got)
 	})
 
+	t.Run("access key ready", func(t *testing.T) {
+		g := NewWithT(t)
+		ns := newNamespace(t)
+		u := newUser(ns, "ada", "ada@"+ns+".example.com")
+		u.Spec.Invite = ptr.To(false)
+		g.Expect(k8s.Create(t.Context(), u)).To(Succeed())
+		g.Expect(k8s.Create(t.Context(), newAccessKey(ns, "ci", "ada"))).To(Succeed())
+		capture(t, "accesskey_ready.yaml", "AccessKey",
+			waitForKey(t, ns, "ci", keyCondition(v1alpha1.ConditionReady, "True", controllers.ReasonKeyReady)), ns)
+	})
+
+	t.Run("access key secret conflict", func(t *testing.T) {
+		g := NewWithT(t)
+		ns := newNamespace(t)
+		u := newUser(ns, "ada", "ada@"+ns+".example.com")
+		u.Spec.Invite = ptr.To(false)
+		g.Expect(k8s.Create(t.Context(), u)).To(Succeed())
+		g.Expect(k8s.Create(t.Context(), &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "ci"}})).To(Succeed())
+		g.Expect(k8s.Create(t.Context(), newAccessKey(ns, "ci", "ada"))).To(Succeed())
+		capture(t, "accesskey_secretConflict.yaml", "AccessKey",
+			waitForKey(t, ns, "ci", keyCondition(v1alpha1.ConditionStalled, "True", controllers.ReasonSecretConflict)), ns)
+	})
+
 	t.Run("identity stores written by hand", func(t *testing.T) {
 		checkHandWrittenStores(t)
 		for _, f := range handWrittenArgoCDTestdata {

@@ -103,6 +103,12 @@ func (c *stateCollector) collectNotReady(ctx context.Context, into map[[2]string
 			countNotReady(into, "UserImport", imports.Items[i].Status.Conditions)
 		}
 	}
+	var keys v1alpha1.AccessKeyList
+	if c.reader.List(ctx, &keys, client.UnsafeDisableDeepCopy) == nil {
+		for i := range keys.Items {
+			countNotReady(into, "AccessKey", keys.Items[i].Status.Conditions)
+		}
+	}
 	var idStores v1alpha1.IdentityStoreList
 	if c.reader.List(ctx, &idStores, client.UnsafeDisableDeepCopy) == nil {
 		for i := range idStores.Items {

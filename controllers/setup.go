@@ -111,6 +111,7 @@ type Reconcilers struct {
 	Group  *GroupReconciler
 	Import *UserImportReconciler
 	Drift  *UserDrift
+	Keys   *AccessKeyReconciler
 }
 
 // Setup registers every cache index and every reconciler of Roster with
@@ -182,12 +183,17 @@ func Setup(mgr ctrl.Manager, deps Deps) (*Reconcilers, error) {
 		Client: c, Stores: reg, Source: &source, DefaultRole: deps.DefaultRole, Recorder: recorder, Clock: deps.Clock,
 		Workers: deps.ImportWorkers, MaxConcurrentReconciles: deps.ImportConcurrency, only: deps.Only,
 	}
+	r.Keys = &AccessKeyReconciler{
+		Client: c, APIReader: mgr.GetAPIReader(), Stores: reg, Recorder: recorder, Clock: deps.Clock,
+		ResyncPeriod: deps.ResyncPeriod, only: deps.Only,
+	}
 	if source.AllowedHosts == nil {
 		source.AllowedHosts = r.Import.importURLHosts
 	}
 	for name, setup := range map[string]func(ctrl.Manager) error{
 		"IdentityStore": r.Store.SetupWithManager,
 		"User":          r.User.SetupWithManager, "Group": r.Group.SetupWithManager, "UserImport": r.Import.SetupWithManager,
+		"AccessKey": r.Keys.SetupWithManager,
 	} {
 		if err := setup(mgr); err != nil {
 			return nil, fmt.Errorf("setting up the %s controller: %w", name, err)
@@ -220,8 +226,24 @@ func addPages(mgr ctrl.Manager, reg *stores.Registry, namespace string, p Pages)
 	if err != nil {
 		return err
 	}
-	return mgr.Add(&web.Runnable{Addr: p.Addr, Listener: p.Listener, Handler: pages})
+	if err := mgr.Add(&web.Runnable{Addr: p.Addr, Listener: p.Listener, Handler: pages}); err != nil {
+		return err
+	}
+	// The introspection credentials exist from the start, for an
+	// administrator to hand to services.
+	return mgr.Add(everyReplica(func(ctx context.Context) error {
+		if err := pages.EnsureIntrospectionCredentials(ctx); err != nil {
+			ctrl.Log.WithName("web").Error(err, "Creating the introspection client credentials")
+		}
+		return nil
+	}))
 }
+
+// everyReplica is a runnable that needs no leader.
+type everyReplica func(context.Context) error
+
+func (f everyReplica) Start(ctx context.Context) error { return f(ctx) }
+func (f everyReplica) NeedLeaderElection() bool        { return false }
 
 // setupIndexes registers every field index the controllers and the web
 // pages read. Each index is defined beside the watch mappings that use it.
@@ -233,6 +255,7 @@ func setupIndexes(ctx context.Context, indexer client.FieldIndexer) error {
 	indexes = append(indexes, membershipIndexes()...)
 	indexes = append(indexes, externalIDIndexes()...)
 	indexes = append(indexes, storeRefIndexes()...)
+	indexes = append(indexes, accessKeyIndexes()...)
 	for _, ix := range indexes {
 		if err := indexer.IndexField(ctx, ix.obj, ix.field, ix.fn); err != nil {
 			return fmt.Errorf("indexing %s: %w", ix.field, err)

@@ -1,5 +1,5 @@
 // Package v1alpha1 contains the API types of the iam.roster.dev group: User,
-// Group, UserImport and the cluster-scoped IdentityStore. It imports only apimachinery, so that clients can use
+// Group, UserImport, AccessKey and the cluster-scoped IdentityStore. It imports only apimachinery, so that clients can use
 // the types without pulling in the operator.
 //
 // +kubebuilder:object:generate=true
@@ -29,6 +29,7 @@ func addKnownTypes(scheme *runtime.Scheme) error {
 		&Group{}, &GroupList{},
 		&UserImport{}, &UserImportList{},
 		&IdentityStore{}, &IdentityStoreList{},
+		&AccessKey{}, &AccessKeyList{},
 	)
 	metav1.AddToGroupVersion(scheme, GroupVersion)
 	return nil

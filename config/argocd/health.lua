@@ -1,4 +1,4 @@
--- Health of every iam.roster.dev kind: User, Group, UserImport and
+-- Health of every iam.roster.dev kind: User, Group, UserImport, AccessKey and
 -- IdentityStore. Their conditions follow kstatus: Ready is always present,
 -- Reconciling and Stalled only while true, and each carries
 -- observedGeneration. Stalled means a person must act (Degraded);

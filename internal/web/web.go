@@ -2,7 +2,8 @@
 // accepting an invitation and resetting a password, each by choosing a
 // password that meets the policy; and the account page, where a person
 // signs in with their password, edits their own settings and changes their
-// password. Every replica serves them (the pages need
+// password; and token introspection (RFC 7662) of access keys for the
+// services that check them. Every replica serves them (the pages need
 // no leader), reading Users and token records from the manager's cache and
 // claiming a token with an optimistic-locked write, so two replicas cannot
 // both accept the same link.
@@ -113,6 +114,8 @@ type Server struct {
 	failures *failureLimiter
 	sessions *sessions
 	mux      *http.ServeMux
+
+	introspection *introspectionCredentials
 }
 
 // failureLimiter counts failed sign-ins per email address and per client,
@@ -190,6 +193,8 @@ func New(cfg Config) (*Server, error) {
 		mux.HandleFunc("GET "+prefix+"/account/password", s.passwordPage)
 		mux.HandleFunc("POST "+prefix+"/account/password", s.passwordPage)
 	}
+	s.introspection = &introspectionCredentials{srv: s}
+	mux.HandleFunc("POST "+prefix+"/introspect", s.introspect)
 	mux.HandleFunc("GET "+prefix+"/{$}", s.home)
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		s.message(w, http.StatusNotFound, messageInvalid)

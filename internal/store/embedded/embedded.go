@@ -41,11 +41,12 @@ var (
 	bucketGroupsByExt  = []byte("groups-by-external-id")
 	bucketGroupMembers = []byte("group-members") // group ID -> {user ID}
 	bucketUserGroups   = []byte("user-groups")   // user ID -> {group ID}
+	bucketAccessKeys   = []byte("access-keys")   // key ID -> keyRecord
 )
 
 var allBuckets = [][]byte{
 	bucketUsers, bucketByEmail, bucketGroups, bucketGroupsByName, bucketGroupsByExt,
-	bucketGroupMembers, bucketUserGroups,
+	bucketGroupMembers, bucketUserGroups, bucketAccessKeys,
 }
 
 // Store is the embedded identity store.
@@ -229,6 +230,9 @@ func (s *Store) DeleteUser(ctx context.Context, id string) error {
 			return err
 		}
 		if err := leaveAllGroups(tx, id); err != nil {
+			return err
+		}
+		if err := removeUserKeys(tx, id); err != nil {
 			return err
 		}
 		if err := tx.Bucket(bucketByEmail).Delete(emailKey(r.Email)); err != nil {

@@ -353,7 +353,11 @@ func (s *Store) user(e *ldapv3.Entry) store.User {
 			u.LastLoginAt = &t
 		}
 	}
-	u.Activated = len(e.GetEqualFoldRawAttributeValues("userPassword")) > 0 || u.LastLoginAt != nil
+	// An access key's value is not a password the person set.
+	u.Activated = slices.ContainsFunc(e.GetEqualFoldRawAttributeValues("userPassword"), func(v []byte) bool {
+		_, isKey := keyIDOf(v)
+		return !isKey
+	}) || u.LastLoginAt != nil
 	return u
 }
 
@@ -593,6 +597,11 @@ var _ store.Authenticator = (*Store)(nil)
 // anonymous.
 func (s *Store) Authenticate(ctx context.Context, email, password string) (store.User, error) {
 	if password == "" || strings.ContainsRune(email, 0) {
+		return store.User{}, store.ErrInvalidCredentials
+	}
+	if _, isKey := store.ParseKey(password); isKey {
+		// An access key binds (that is how services check it), but it is
+		// for API integrations: it does not sign a person in to Roster.
 		return store.User{}, store.ErrInvalidCredentials
 	}
 	u, err := s.FindUserByEmail(ctx, email)

@@ -49,6 +49,7 @@ func Run(t *testing.T, newStore Factory) {
 		{"DeleteUserLeavesGroups", testDeleteUserLeavesGroups},
 		{"GroupConcurrentUse", testGroupConcurrentUse},
 		{"LargeGroup", testLargeGroup},
+		{"AccessKeys", testAccessKeys},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
