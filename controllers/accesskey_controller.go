@@ -69,7 +69,7 @@ func accessKeyIndexes() []fieldIndex {
 	}}}
 }
 
-// +kubebuilder:rbac:groups=iam.roster.dev,resources=accesskeys,verbs=get;list;watch;update;patch
+// +kubebuilder:rbac:groups=iam.roster.dev,resources=accesskeys,verbs=get;list;watch;update;patch;delete
 // +kubebuilder:rbac:groups=iam.roster.dev,resources=accesskeys/status,verbs=get;update;patch
 // +kubebuilder:rbac:groups=iam.roster.dev,resources=accesskeys/finalizers,verbs=update
 // +kubebuilder:rbac:groups="",resources=secrets,verbs=get;create

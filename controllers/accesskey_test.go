@@ -294,3 +294,53 @@ func TestAccessKeyStoreWithoutKeys(t *testing.T) {
 	g.Expect(got.Status.KeyID).To(BeEmpty())
 	g.Expect(apierrors.IsNotFound(k8s.Get(ctx, client.ObjectKey{Namespace: ns, Name: "api"}, &corev1.Secret{}))).To(BeTrue())
 }
+
+// The account page lists a person's own keys, and revoking one there
+// deletes its AccessKey, which revokes the key; another User's key in the
+// same namespace is neither listed nor revoked.
+func TestAccessKeysOnTheAccountPage(t *testing.T) {
+	g := NewWithT(t)
+	ctx := t.Context()
+	ns := newNamespace(t)
+	addr := "keys.page@" + ns + ".example.com"
+	pw := choose("Revoke-From-Page-77")
+	activeUser(t, ns, "owner", addr, pw)
+	other := newUser(ns, "other", "other.page@"+ns+".example.com")
+	other.Spec.Invite = ptr.To(false)
+	g.Expect(k8s.Create(ctx, other)).To(Succeed())
+	mine := newAccessKey(ns, "mine", "owner")
+	mine.Spec.Description = "CI pipeline"
+	g.Expect(k8s.Create(ctx, mine)).To(Succeed())
+	g.Expect(k8s.Create(ctx, newAccessKey(ns, "theirs", "other"))).To(Succeed())
+	ak := waitForKey(t, ns, "mine", keyCondition(v1alpha1.ConditionReady, "True", "KeyReady"))
+	theirs := waitForKey(t, ns, "theirs", keyCondition(v1alpha1.ConditionReady, "True", "KeyReady"))
+	key, _ := keyOf(t, ns, "mine")
+	id, clientSecret := introspectionClient(t)
+
+	b := visitor(t)
+	status, _ := b.SignIn(addr, pw)
+	g.Expect(status).To(Equal(http.StatusSeeOther))
+	var body string
+	g.Eventually(func() string { _, body = b.Get("/account"); return body }, timeout, tick).Should(ContainSubstring(ak.Status.KeyID))
+	g.Expect(body).To(ContainSubstring("CI pipeline"))
+	g.Expect(body).NotTo(ContainSubstring(theirs.Status.KeyID), "another User's key is listed")
+	g.Expect(body).NotTo(ContainSubstring(key), "the page shows the key itself")
+
+	// Without the form's CSRF token nothing is revoked; nor is a key that
+	// is not the person's.
+	status, _ = b.Post("/account/keys/revoke", url.Values{"key": {"mine"}, "csrf": {"forged"}})
+	g.Expect(status).To(Equal(http.StatusForbidden))
+	b.Get("/account")
+	b.Post("/account/keys/revoke", url.Values{"key": {"theirs"}})
+	g.Expect(k8s.Get(ctx, client.ObjectKeyFromObject(theirs), &v1alpha1.AccessKey{})).To(Succeed())
+	g.Expect(introspect(t, id, clientSecret, key).body).To(HaveKeyWithValue("active", true))
+
+	b.Get("/account")
+	status, _ = b.Post("/account/keys/revoke", url.Values{"key": {"mine"}})
+	g.Expect(status).To(Equal(http.StatusSeeOther))
+	g.Eventually(active(t, id, clientSecret, key), timeout, tick).Should(Equal(false))
+	g.Eventually(func() bool {
+		return apierrors.IsNotFound(k8s.Get(ctx, client.ObjectKeyFromObject(ak), &v1alpha1.AccessKey{}))
+	}, timeout, tick).Should(BeTrue())
+	g.Expect(k8s.Get(ctx, client.ObjectKeyFromObject(theirs), &v1alpha1.AccessKey{})).To(Succeed())
+}

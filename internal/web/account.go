@@ -4,10 +4,15 @@ import (
 	"context"
 	"errors"
 	"net/http"
+	"slices"
 	"strings"
 	"time"
 
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/types"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"roster.dev/roster/api/v1alpha1"
 	"roster.dev/roster/internal/mail"
@@ -48,6 +53,12 @@ type accountData struct {
 	Groups []string
 	Fields []settingField
 	Saved  bool
+	Keys   []accountKey
+}
+
+// accountKey is one of the person's AccessKeys, as the page lists it.
+type accountKey struct {
+	Name, Description, KeyID, Created, Expires, LastUsed string
 }
 
 // base is the prefix every page's path starts with.
@@ -391,4 +402,67 @@ func (s *Server) passwordForm(w http.ResponseWriter, r *http.Request, user *v1al
 		data.UnmetIDs[rule.ID] = true
 	}
 	s.render(w, status, "password.html", data)
+}
+
+// keysOf lists the User's AccessKeys that are not being revoked, oldest
+// first.
+func (s *Server) keysOf(ctx context.Context, user *v1alpha1.User) ([]accountKey, error) {
+	var list v1alpha1.AccessKeyList
+	if err := s.cfg.Client.List(ctx, &list, client.InNamespace(user.Namespace)); err != nil {
+		return nil, err
+	}
+	slices.SortFunc(list.Items, func(a, b v1alpha1.AccessKey) int {
+		return a.CreationTimestamp.Compare(b.CreationTimestamp.Time)
+	})
+	day := func(t *metav1.Time, none string) string {
+		if t == nil {
+			return none
+		}
+		return t.UTC().Format("2 Jan 2006")
+	}
+	var keys []accountKey
+	for _, k := range list.Items {
+		if k.Spec.UserRef.Name != user.Name || !k.DeletionTimestamp.IsZero() {
+			continue
+		}
+		created := k.CreationTimestamp
+		keys = append(keys, accountKey{
+			Name: k.Name, Description: k.Spec.Description, KeyID: k.Status.KeyID, Created: day(&created, ""),
+			Expires: day(k.Status.ExpiresAt, "Never"), LastUsed: day(k.Status.LastUsedAt, "Not known"),
+		})
+	}
+	return keys, nil
+}
+
+// revokeKey serves POST /account/keys/revoke: the signed-in person deletes
+// one of their own AccessKeys, which revokes the key.
+func (s *Server) revokeKey(w http.ResponseWriter, r *http.Request) {
+	if !s.accountPost(w, r) {
+		return
+	}
+	_, user, err := s.current(w, r)
+	if err != nil {
+		s.signInAfter(w, r, err)
+		return
+	}
+	key := &v1alpha1.AccessKey{}
+	name := r.PostForm.Get("key")
+	err = s.cfg.Client.Get(r.Context(), types.NamespacedName{Namespace: user.Namespace, Name: name}, key)
+	switch {
+	case apierrors.IsNotFound(err) || err == nil && key.Spec.UserRef.Name != user.Name:
+		// Not theirs to revoke, or gone already: the list shows what is.
+		http.Redirect(w, r, s.base()+"/account", http.StatusSeeOther)
+		return
+	case err != nil:
+		s.cfg.Log.Error(err, "Could not read an access key to revoke")
+		s.message(w, http.StatusServiceUnavailable, messageUnavailable)
+		return
+	}
+	if err := s.cfg.Client.Delete(r.Context(), key, client.Preconditions{UID: &key.UID}); client.IgnoreNotFound(err) != nil {
+		s.cfg.Log.Error(err, "Could not revoke an access key")
+		s.message(w, http.StatusServiceUnavailable, messageUnavailable)
+		return
+	}
+	s.cfg.Log.Info("Revoked an access key on the account page", "accessKey", types.NamespacedName{Namespace: key.Namespace, Name: key.Name})
+	http.Redirect(w, r, s.base()+"/account", http.StatusSeeOther)
 }

@@ -131,6 +131,9 @@ func (s *Server) settings(w http.ResponseWriter, r *http.Request, user *v1alpha1
 	if msg := errs[""]; msg != "" {
 		summary = append([]string{msg}, summary...)
 	}
+	if acct.Keys, err = s.keysOf(r.Context(), fresh); err != nil {
+		s.cfg.Log.Error(err, "Could not list a person's access keys")
+	}
 	s.render(w, status, "account.html", pageData{
 		Title: "Your account", Heading: "Your account", Email: fresh.Spec.Email, Greeting: fresh.Spec.FirstName,
 		CSRF: s.csrfCookie(w, r), Account: acct, Errors: summary, Nav: "profile",

@@ -190,6 +190,7 @@ func New(cfg Config) (*Server, error) {
 		mux.HandleFunc("POST "+prefix+"/account", s.saveSettings)
 		mux.HandleFunc("POST "+prefix+"/account/sign-in", s.signIn)
 		mux.HandleFunc("POST "+prefix+"/account/sign-out", s.signOut)
+		mux.HandleFunc("POST "+prefix+"/account/keys/revoke", s.revokeKey)
 		mux.HandleFunc("GET "+prefix+"/account/password", s.passwordPage)
 		mux.HandleFunc("POST "+prefix+"/account/password", s.passwordPage)
 	}
