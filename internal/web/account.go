@@ -434,20 +434,30 @@ func (s *Server) keysOf(ctx context.Context, user *v1alpha1.User) ([]accountKey,
 	return keys, nil
 }
 
-// revokeKey serves POST /account/keys/revoke: the signed-in person deletes
-// one of their own AccessKeys, which revokes the key.
-func (s *Server) revokeKey(w http.ResponseWriter, r *http.Request) {
+// signedInPost checks a form posted to the account page and the session
+// it came with, and returns the signed-in User; otherwise it has answered.
+func (s *Server) signedInPost(w http.ResponseWriter, r *http.Request) (*v1alpha1.User, bool) {
 	if !s.accountPost(w, r) {
-		return
+		return nil, false
 	}
 	_, user, err := s.current(w, r)
 	if err != nil {
 		s.signInAfter(w, r, err)
+		return nil, false
+	}
+	return user, true
+}
+
+// revokeKey serves POST /account/keys/revoke: the signed-in person deletes
+// one of their own AccessKeys, which revokes the key.
+func (s *Server) revokeKey(w http.ResponseWriter, r *http.Request) {
+	user, ok := s.signedInPost(w, r)
+	if !ok {
 		return
 	}
 	key := &v1alpha1.AccessKey{}
 	name := r.PostForm.Get("key")
-	err = s.cfg.Client.Get(r.Context(), types.NamespacedName{Namespace: user.Namespace, Name: name}, key)
+	err := s.cfg.Client.Get(r.Context(), types.NamespacedName{Namespace: user.Namespace, Name: name}, key)
 	switch {
 	case apierrors.IsNotFound(err) || err == nil && key.Spec.UserRef.Name != user.Name:
 		// Not theirs to revoke, or gone already: the list shows what is.

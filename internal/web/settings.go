@@ -158,12 +158,8 @@ func zoneOptions(current string) []option {
 
 // saveSettings serves POST /account.
 func (s *Server) saveSettings(w http.ResponseWriter, r *http.Request) {
-	if !s.accountPost(w, r) {
-		return
-	}
-	_, user, err := s.current(w, r)
-	if err != nil {
-		s.signInAfter(w, r, err)
+	user, ok := s.signedInPost(w, r)
+	if !ok {
 		return
 	}
 	ctx := r.Context()
