@@ -292,7 +292,8 @@ func (r *IdentityStoreReconciler) references(ctx context.Context, ids *v1alpha1.
 	n := 0
 	for _, key := range keys {
 		for _, list := range []client.ObjectList{&v1alpha1.UserList{}, &v1alpha1.GroupList{}, &v1alpha1.UserImportList{}} {
-			if err := r.List(ctx, list, client.MatchingFields{storeRefIndex: key}); err != nil {
+			// Only counted: the cache need not copy 100,000 Users for it.
+			if err := r.List(ctx, list, client.MatchingFields{storeRefIndex: key}, client.UnsafeDisableDeepCopy); err != nil {
 				return 0, fmt.Errorf("counting the resources using the store: %w", err)
 			}
 			n += meta.LenList(list)

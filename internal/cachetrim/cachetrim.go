@@ -3,6 +3,10 @@
 package cachetrim
 
 import (
+	"maps"
+	"slices"
+	"strings"
+	"sync"
 	"unique"
 
 	corev1 "k8s.io/api/core/v1"
@@ -46,9 +50,21 @@ func intern(s *string) {
 	}
 }
 
+// internMap returns a map equal to m whose strings are shared. When a map
+// of the same content was seen lately (every User an import creates
+// carries the same labels), that map itself is returned, so that thousands
+// of cached objects hold one map instead of one each. Cached objects are
+// never modified in place (readers get copies, or promise not to modify
+// them), so sharing is safe.
 func internMap(m map[string]string, values bool) map[string]string {
 	if len(m) == 0 {
 		return m
+	}
+	key := mapKey(m, values)
+	shared.Lock()
+	defer shared.Unlock()
+	if same, ok := shared.maps[key]; ok {
+		return same
 	}
 	out := make(map[string]string, len(m))
 	for k, v := range m {
@@ -58,7 +74,39 @@ func internMap(m map[string]string, values bool) map[string]string {
 		}
 		out[k] = v
 	}
+	if len(shared.maps) >= maxSharedMaps {
+		// Objects keep the maps they have; only later ones share anew.
+		clear(shared.maps)
+	}
+	shared.maps[key] = out
 	return out
+}
+
+// maxSharedMaps bounds the maps kept for sharing: objects whose labels are
+// all different (a label with a person's ID) share nothing, and must not
+// grow the table without end.
+const maxSharedMaps = 4096
+
+var shared = struct {
+	sync.Mutex
+	maps map[string]map[string]string
+}{maps: map[string]map[string]string{}}
+
+// mapKey is the content of a map as one string, in key order. Values that
+// are not interned are compared too: only an equal map is shared.
+func mapKey(m map[string]string, values bool) string {
+	keys := slices.Sorted(maps.Keys(m))
+	var b strings.Builder
+	if !values {
+		b.WriteByte(1)
+	}
+	for _, k := range keys {
+		b.WriteString(k)
+		b.WriteByte(0)
+		b.WriteString(m[k])
+		b.WriteByte(0)
+	}
+	return b.String()
 }
 
 func internUser(u *v1alpha1.User) {

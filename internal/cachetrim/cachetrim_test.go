@@ -1,6 +1,8 @@
 package cachetrim
 
 import (
+	"fmt"
+	"reflect"
 	"testing"
 	"unsafe"
 
@@ -52,5 +54,35 @@ func TestTransformSharesStrings(t *testing.T) {
 	}
 	if unsafe.StringData(a.(*v1alpha1.User).Namespace) != unsafe.StringData(b.(*v1alpha1.User).Namespace) {
 		t.Error("namespaces are separate copies")
+	}
+}
+
+// Users with the same labels share one map; a User with other labels has
+// its own, equal to what it was given; and the table of maps kept for
+// sharing stays bounded when every User's labels differ.
+func TestTransformSharesEqualMaps(t *testing.T) {
+	ptr := func(m map[string]string) uintptr { return reflect.ValueOf(m).Pointer() }
+	a, _ := Transform(user("ada"))
+	b, _ := Transform(user("bob"))
+	la, lb := a.(*v1alpha1.User).Labels, b.(*v1alpha1.User).Labels
+	if ptr(la) != ptr(lb) {
+		t.Error("equal labels are separate maps")
+	}
+	c := user("cy")
+	c.Labels = map[string]string{"team": "looms"}
+	got, _ := Transform(c)
+	lc := got.(*v1alpha1.User).Labels
+	if ptr(lc) == ptr(la) || lc["team"] != "looms" || len(lc) != 1 {
+		t.Errorf("other labels became %v (shared: %v)", lc, ptr(lc) == ptr(la))
+	}
+	for i := range 2 * maxSharedMaps {
+		u := user("many")
+		u.Labels = map[string]string{"id": fmt.Sprint(i)}
+		if got, _ := Transform(u); got.(*v1alpha1.User).Labels["id"] != fmt.Sprint(i) {
+			t.Fatalf("labels of user %d came back as %v", i, got.(*v1alpha1.User).Labels)
+		}
+	}
+	if n := len(shared.maps); n > maxSharedMaps {
+		t.Errorf("the sharing table holds %d maps, more than %d", n, maxSharedMaps)
 	}
 }
