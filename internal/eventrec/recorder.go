@@ -2,9 +2,10 @@
 // client-go's broadcaster, which keeps a copy of every Event it sent for
 // minutes to build series: at 100,000 Users, each with an Event per store
 // write, that copy was a large part of the manager's memory. This recorder
-// keeps a bounded table of recent Events for series instead, sends from a
-// bounded queue, and drops (and counts) what does not fit rather than hold
-// back a reconcile.
+// keeps a bounded table of recent Events for series instead and sends from
+// bounded queues. When the API server falls behind, a full queue holds the
+// caller back for a while (the Events pace the work that causes them), and
+// only then drops the Event and counts it.
 package eventrec
 
 import (
@@ -41,6 +42,8 @@ const (
 	// maxNote is the longest note the API accepts.
 	maxNote = 1024
 	workers = 4
+	// fullWait is how long Eventf waits for room in a full queue.
+	fullWait = 5 * time.Second
 )
 
 // Recorder is an events.EventRecorder that writes Events through a client.
@@ -56,6 +59,8 @@ type Recorder struct {
 	queues  []chan *eventsv1.Event
 	dropped prometheus.Counter
 	now     func() time.Time
+	// wait is how long a full queue holds the caller back (fullWait).
+	wait time.Duration
 
 	mu     sync.Mutex
 	recent map[seriesKey]*recentEvent
@@ -86,6 +91,7 @@ func New(c client.Client, scheme *runtime.Scheme, controller string, log logr.Lo
 		queues: make([]chan *eventsv1.Event, workers),
 		recent: map[seriesKey]*recentEvent{},
 		now:    time.Now,
+		wait:   fullWait,
 		dropped: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "roster_events_dropped_total",
 			Help: "Events not recorded because too many waited to be sent.",
@@ -100,14 +106,22 @@ func New(c client.Client, scheme *runtime.Scheme, controller string, log logr.Lo
 	return r
 }
 
-// enqueue queues ev for the worker its name falls to, or drops it when
-// that queue is full.
+// enqueue queues ev for the worker its name falls to, waiting for room in
+// a full queue for up to r.wait before it drops the Event.
 func (r *Recorder) enqueue(ev *eventsv1.Event) {
 	h := fnv.New32a()
 	h.Write([]byte(ev.Namespace + "/" + ev.Name))
+	queue := r.queues[h.Sum32()%uint32(len(r.queues))]
 	select {
-	case r.queues[h.Sum32()%uint32(len(r.queues))] <- ev:
+	case queue <- ev:
+		return
 	default:
+	}
+	timer := time.NewTimer(r.wait)
+	defer timer.Stop()
+	select {
+	case queue <- ev:
+	case <-timer.C:
 		r.dropped.Inc()
 	}
 }
@@ -150,25 +164,26 @@ func (r *Recorder) Eventf(regarding, related runtime.Object, eventtype, reason, 
 		Note:                msg,
 		Type:                eventtype,
 	}
-	if !r.joinSeries(ev, now) {
-		r.enqueue(ev)
+	if series := r.joinSeries(ev, now); series != nil {
+		ev = series
 	}
+	r.enqueue(ev)
 }
 
-// joinSeries counts ev against a recent Event that it repeats, and queues
-// the updated series instead; it reports whether ev was a repeat.
-func (r *Recorder) joinSeries(ev *eventsv1.Event, now time.Time) bool {
+// joinSeries counts ev against a recent Event that it repeats and returns
+// the update of that Event's series to send instead; nil when ev repeats
+// none.
+func (r *Recorder) joinSeries(ev *eventsv1.Event, now time.Time) *eventsv1.Event {
 	key := seriesKey{uid: ev.Regarding.UID, typ: ev.Type, reason: ev.Reason, action: ev.Action, note: ev.Note,
 		regardingKind: ev.Regarding.Kind, regardingRef: ev.Regarding.Namespace + "/" + ev.Regarding.Name}
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if prev, ok := r.recent[key]; ok && now.Sub(prev.first) < seriesWindow {
 		prev.count++
-		r.enqueue(&eventsv1.Event{
+		return &eventsv1.Event{
 			ObjectMeta: metav1.ObjectMeta{Namespace: prev.namespace, Name: prev.name},
 			Series:     &eventsv1.EventSeries{Count: prev.count, LastObservedTime: metav1.NewMicroTime(now)},
-		})
-		return true
+		}
 	}
 	if _, ok := r.recent[key]; !ok {
 		if len(r.order) >= recentSize {
@@ -178,7 +193,7 @@ func (r *Recorder) joinSeries(ev *eventsv1.Event, now time.Time) bool {
 		r.order = append(r.order, key)
 	}
 	r.recent[key] = &recentEvent{namespace: ev.Namespace, name: ev.Name, first: now, count: 1}
-	return false
+	return nil
 }
 
 // Start sends queued Events until ctx ends, then sends what is left for a
