@@ -85,6 +85,32 @@ func (s *Store) keyValues(ctx context.Context, userID, keyID string) ([][]byte, 
 	return found, nil
 }
 
+// allKeyValues reads the user's userPassword values that hold access keys.
+func (s *Store) allKeyValues(ctx context.Context, userID string) ([]string, error) {
+	e, err := s.searchOne(ctx, userID, ldapv3.ScopeBaseObject, s.userFilter(), []string{"userPassword"})
+	if err != nil {
+		return nil, fmt.Errorf("user %q: %w", userID, err)
+	}
+	var found []string
+	for _, v := range e.GetEqualFoldRawAttributeValues("userPassword") {
+		if _, ok := keyIDOf(v); ok {
+			found = append(found, string(v))
+		}
+	}
+	return found, nil
+}
+
+// restoreKeys adds back the key values a Password Modify operation
+// replaced along with the old password.
+func (s *Store) restoreKeys(ctx context.Context, userID string, values []string) error {
+	if len(values) == 0 {
+		return nil
+	}
+	req := ldapv3.NewModifyRequest(userID, nil)
+	req.Add("userPassword", values)
+	return s.do(ctx, false, func(conn *ldapv3.Conn) error { return conn.Modify(req) })
+}
+
 // AddKey implements store.KeyStore with a modify that adds a userPassword
 // value. The directory does not expire it: Roster removes it at expiry.
 func (s *Store) AddKey(ctx context.Context, userID, key string, _ *time.Time) error {

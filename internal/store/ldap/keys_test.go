@@ -41,13 +41,13 @@ func TestAccessKeysBind(t *testing.T) {
 	if err := s.SetPassword(ctx, u.ID, password); err != nil {
 		t.Fatalf("SetPassword: %v", err)
 	}
-	// The Password Modify operation replaces every value, keys included:
-	// the AccessKey controller adds its key again at its next comparison.
-	if _, err := s.GetKey(ctx, u.ID, keyID); !errors.Is(err, store.ErrNotFound) {
-		t.Fatalf("GetKey after SetPassword: err = %v, want ErrNotFound", err)
+	// The Password Modify operation replaces every value; the store adds
+	// the keys back.
+	if _, err := s.GetKey(ctx, u.ID, keyID); err != nil {
+		t.Fatalf("GetKey after SetPassword: %v, want the key kept", err)
 	}
-	if err := s.AddKey(ctx, u.ID, key, nil); err != nil {
-		t.Fatalf("AddKey after SetPassword: %v", err)
+	if err := bind(t, srv, u.ID, key); err != nil {
+		t.Fatalf("bind with the key after SetPassword: %v", err)
 	}
 	otherID, other := store.NewKey()
 	if err := s.AddKey(ctx, u.ID, other, nil); err != nil {

@@ -565,10 +565,24 @@ func (s *Store) SetPassword(ctx context.Context, id, password string) error {
 	if _, err := s.GetUser(ctx, id); err != nil {
 		return err
 	}
-	err := s.do(ctx, false, func(conn *ldapv3.Conn) error {
+	// Password Modify replaces every userPassword value, the access keys'
+	// too: they are read first and added back after.
+	keys, err := s.allKeyValues(ctx, id)
+	if err != nil {
+		return err
+	}
+	err = s.do(ctx, false, func(conn *ldapv3.Conn) error {
 		_, err := conn.PasswordModify(ldapv3.NewPasswordModifyRequest(id, "", password))
 		return err
 	})
+	if err == nil {
+		if err := s.restoreKeys(ctx, id, keys); err != nil {
+			// The password is set; the AccessKey controller adds the keys
+			// again at its next comparison.
+			return fmt.Errorf("the password of user %q is set, but adding back its %d access keys failed: %w", id, len(keys), err)
+		}
+		return nil
+	}
 	switch {
 	case ldapv3.IsErrorAnyOf(err, ldapv3.LDAPResultConstraintViolation, ldapv3.LDAPResultUnwillingToPerform):
 		return fmt.Errorf("setting the password of user %q: %w: %w", id, store.ErrPasswordRejected, err)
