@@ -442,22 +442,33 @@ func (r *UserReconciler) SetupWithManager(mgr ctrl.Manager) error {
 
 // importPriority is the work queue priority of a User an import created:
 // below everyone else's, so that a person's kubectl apply is not queued
-// behind a bulk import of thousands, and above the start-up list's.
+// behind a bulk import of thousands, and above a settled User's at start.
 const importPriority = handler.LowPriority / 2
 
-// userEvents enqueues a User on its own events, as For would, except that
-// a User an import created waits behind the others.
+// userEvents enqueues a User on its own events, as For would, except for
+// the priority of a new one: a User an import created waits behind the
+// others, and at start only the Users already settled (their status
+// describes their spec) wait behind everything, as controller-runtime's
+// start-up list does; one created or changed while the manager was down is
+// work a person is waiting for.
 func userEvents() handler.EventHandler {
 	enqueue := &handler.EnqueueRequestForObject{}
 	return handler.Funcs{
 		CreateFunc: func(ctx context.Context, e event.CreateEvent, q workqueue.TypedRateLimitingInterface[reconcile.Request]) {
 			pq, ok := q.(priorityqueue.PriorityQueue[reconcile.Request])
-			if !ok || e.IsInInitialList || e.Object.GetLabels()[v1alpha1.ImportLabel] == "" {
+			u, isUser := e.Object.(*v1alpha1.User)
+			if !ok || !isUser {
 				enqueue.Create(ctx, e, q)
 				return
 			}
-			priority := importPriority
-			pq.AddWithOpts(priorityqueue.AddOpts{Priority: &priority}, reconcile.Request{NamespacedName: client.ObjectKeyFromObject(e.Object)})
+			priority := 0
+			switch {
+			case e.IsInInitialList && u.Status.ObservedGeneration == u.Generation:
+				priority = handler.LowPriority
+			case u.Labels[v1alpha1.ImportLabel] != "":
+				priority = importPriority
+			}
+			pq.AddWithOpts(priorityqueue.AddOpts{Priority: &priority}, reconcile.Request{NamespacedName: client.ObjectKeyFromObject(u)})
 		},
 		UpdateFunc:  enqueue.Update,
 		DeleteFunc:  enqueue.Delete,

@@ -173,31 +173,35 @@ func TestStoreDrift(t *testing.T) {
 }
 
 // A User an import created is queued behind one a person applied, though
-// it came first; the start-up list comes last.
+// it came first; at start, settled Users come last, and a User created
+// while the manager was down comes first.
 func TestImportedUsersWaitBehindOthers(t *testing.T) {
 	q := priorityqueue.New[reconcile.Request]("test")
 	defer q.ShutDown()
 	user := func(name string, imported bool) *v1alpha1.User {
-		u := &v1alpha1.User{ObjectMeta: metav1.ObjectMeta{Namespace: "t", Name: name}}
+		u := &v1alpha1.User{ObjectMeta: metav1.ObjectMeta{Namespace: "t", Name: name, Generation: 1}}
 		if imported {
 			u.Labels = map[string]string{v1alpha1.ImportLabel: "new-hires"}
 		}
 		return u
 	}
+	settled := user("settled", false)
+	settled.Status.ObservedGeneration = 1
 	h := userEvents()
 	ctx := t.Context()
-	h.Create(ctx, event.CreateEvent{Object: user("listed", false), IsInInitialList: true}, q)
+	h.Create(ctx, event.CreateEvent{Object: settled, IsInInitialList: true}, q)
 	for i := range 3 {
 		h.Create(ctx, event.CreateEvent{Object: user(fmt.Sprintf("imported-%d", i), true)}, q)
 	}
+	h.Create(ctx, event.CreateEvent{Object: user("while-down", false), IsInInitialList: true}, q)
 	h.Create(ctx, event.CreateEvent{Object: user("applied", false)}, q)
 	var order []string
-	for range 5 {
+	for range 6 {
 		req, _, _ := q.GetWithPriority()
 		order = append(order, req.Name)
 		q.Done(req)
 	}
-	want := []string{"applied", "imported-0", "imported-1", "imported-2", "listed"}
+	want := []string{"while-down", "applied", "imported-0", "imported-1", "imported-2", "settled"}
 	if !slices.Equal(order, want) {
 		t.Errorf("dequeued %v, want %v", order, want)
 	}
