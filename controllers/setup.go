@@ -248,10 +248,7 @@ func (f everyReplica) NeedLeaderElection() bool        { return false }
 // setupIndexes registers every field index the controllers and the web
 // pages read. Each index is defined beside the watch mappings that use it.
 func setupIndexes(ctx context.Context, indexer client.FieldIndexer) error {
-	indexes := []fieldIndex{
-		{&corev1.Secret{}, invitation.IndexField, func(o client.Object) []string { return invitation.IndexValue(o.(*corev1.Secret)) }},
-	}
-	indexes = append(indexes, emailIndexes()...)
+	indexes := emailIndexes()
 	indexes = append(indexes, membershipIndexes()...)
 	indexes = append(indexes, externalIDIndexes()...)
 	indexes = append(indexes, storeRefIndexes()...)

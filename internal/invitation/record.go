@@ -79,22 +79,6 @@ func Owner(s *corev1.Secret) (types.NamespacedName, types.UID) {
 	return types.NamespacedName{Namespace: l[LabelUserNamespace], Name: l[LabelUserName]}, types.UID(l[LabelUserUID])
 }
 
-// IndexKey is the value of the field index that finds a record from a token.
-func IndexKey(p Purpose, uid string) string { return string(p) + "/" + uid }
-
-// IndexField names the field index over record Secrets.
-const IndexField = "roster.token"
-
-// IndexValue is the index value of a record Secret, or nothing for another
-// Secret.
-func IndexValue(s *corev1.Secret) []string {
-	p, uid := s.Labels[LabelPurpose], s.Labels[LabelUserUID]
-	if p == "" || uid == "" {
-		return nil
-	}
-	return []string{IndexKey(Purpose(p), uid)}
-}
-
 // Record is what the cluster knows of a User's token for one purpose, kept in
 // a Secret owned by the User.
 //

@@ -10,7 +10,10 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/types"
+	"roster.dev/roster/api/v1alpha1"
 )
 
 const uid = "0f6d1c2e-8b1a-4f7e-9c3d-2a5b6c7d8e9f"
@@ -198,17 +201,16 @@ func TestFailedSendsRoundTripAndBackOff(t *testing.T) {
 	}
 }
 
-func TestIndexValue(t *testing.T) {
-	s := &corev1.Secret{}
-	s.Labels = map[string]string{LabelPurpose: string(PurposeReset), LabelUserUID: uid}
-	if diff := cmp.Diff([]string{IndexKey(PurposeReset, uid)}, IndexValue(s)); diff != "" {
-		t.Errorf("IndexValue (-want +got):\n%s", diff)
-	}
-	if got := IndexValue(&corev1.Secret{}); got != nil {
-		t.Errorf("IndexValue of another Secret = %v, want none", got)
-	}
+func TestSecretSelectorSelectsRecords(t *testing.T) {
+	s := NewSecret("roster-system", &v1alpha1.User{ObjectMeta: metav1.ObjectMeta{Namespace: "team", Name: "ada", UID: types.UID(uid)}}, PurposeReset)
 	if !SecretSelector().Matches(labels.Set(s.Labels)) {
 		t.Error("SecretSelector does not select a record Secret")
+	}
+	if SecretSelector().Matches(labels.Set{LabelManagedBy: ManagedBy}) {
+		t.Error("SecretSelector selects a Secret without a purpose")
+	}
+	if owner, got := Owner(s); owner.Name != "ada" || owner.Namespace != "team" || got != uid {
+		t.Errorf("Owner = %v, %s", owner, got)
 	}
 }
 

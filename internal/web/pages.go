@@ -14,7 +14,6 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/types"
-	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"roster.dev/roster/api/v1alpha1"
 	"roster.dev/roster/internal/invitation"
@@ -198,16 +197,18 @@ func (s *Server) resolve(ctx context.Context, p invitation.Purpose, raw string) 
 	if err != nil {
 		return nil, http.StatusNotFound, &messageInvalid
 	}
-	var list corev1.SecretList
-	if err := s.cfg.Client.List(ctx, &list, client.InNamespace(s.cfg.Namespace), client.MatchingFields{invitation.IndexField: invitation.IndexKey(p, tok.ID)}); err != nil {
+	// The token names its record. The cache answers a made-up token
+	// without asking the API server; a record it holds is read afresh,
+	// as the cache may not have seen it used yet.
+	key := types.NamespacedName{Namespace: s.cfg.Namespace, Name: invitation.SecretName(p, tok.ID)}
+	secret := &corev1.Secret{}
+	if err := s.cfg.Client.Get(ctx, key, secret); err != nil {
+		if apierrors.IsNotFound(err) {
+			return nil, http.StatusNotFound, &messageInvalid
+		}
 		return nil, http.StatusServiceUnavailable, &messageUnavailable
 	}
-	if len(list.Items) != 1 {
-		return nil, http.StatusNotFound, &messageInvalid
-	}
-	// Read the record afresh: the cache may not have seen it used yet.
-	secret := &corev1.Secret{}
-	if err := s.cfg.APIReader.Get(ctx, client.ObjectKeyFromObject(&list.Items[0]), secret); err != nil {
+	if err := s.cfg.APIReader.Get(ctx, key, secret); err != nil {
 		if apierrors.IsNotFound(err) {
 			return nil, http.StatusNotFound, &messageInvalid
 		}
