@@ -14,6 +14,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/cache"
 
 	"roster.dev/roster/api/v1alpha1"
+	"roster.dev/roster/internal/invitation"
 )
 
 var stripManagedFields = cache.TransformStripManagedFields()
@@ -38,8 +39,11 @@ func Transform(obj any) (any, error) {
 			}
 		}
 	}
-	if u, ok := obj.(*v1alpha1.User); ok {
-		internUser(u)
+	switch o := obj.(type) {
+	case *v1alpha1.User:
+		internUser(o)
+	case *corev1.Secret:
+		internSecret(o)
 	}
 	return obj, nil
 }
@@ -127,6 +131,11 @@ func internUser(u *v1alpha1.User) {
 	for i := range u.Status.Groups {
 		intern(&u.Status.Groups[i])
 	}
+	if cap(u.Status.Conditions) > len(u.Status.Conditions) {
+		// The decoder grows the slice by doubling: three conditions sit
+		// in room for four, a hundred bytes a User.
+		u.Status.Conditions = slices.Clone(u.Status.Conditions)
+	}
 	for i := range u.Status.Conditions {
 		c := &u.Status.Conditions[i]
 		intern(&c.Type)
@@ -136,4 +145,39 @@ func internUser(u *v1alpha1.User) {
 	}
 	intern((*string)(&u.Status.Phase))
 	intern((*string)(&u.Status.Origin))
+}
+
+// internSecret shares what the Secrets the cache holds (Roster's token
+// records, one per User and purpose) repeat: the type, the keys of labels
+// and data, and the label values that are not the User's own.
+func internSecret(s *corev1.Secret) {
+	intern(&s.APIVersion)
+	intern(&s.Kind)
+	intern(&s.Namespace)
+	intern((*string)(&s.Type))
+	if len(s.Labels) > 0 {
+		labels := make(map[string]string, len(s.Labels))
+		for k, v := range s.Labels {
+			intern(&k)
+			if sharedLabelValues[k] {
+				intern(&v)
+			}
+			labels[k] = v
+		}
+		s.Labels = labels
+	}
+	if len(s.Data) > 0 {
+		data := make(map[string][]byte, len(s.Data))
+		for k, v := range s.Data {
+			intern(&k)
+			data[k] = v
+		}
+		s.Data = data
+	}
+}
+
+// sharedLabelValues are the labels of token records whose values many
+// records repeat; the others hold the User's own UID and name.
+var sharedLabelValues = map[string]bool{
+	invitation.LabelManagedBy: true, invitation.LabelPurpose: true, invitation.LabelUserNamespace: true,
 }

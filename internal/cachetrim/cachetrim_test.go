@@ -86,3 +86,37 @@ func TestTransformSharesEqualMaps(t *testing.T) {
 		t.Errorf("the sharing table holds %d maps, more than %d", n, maxSharedMaps)
 	}
 }
+
+// Two token records share their keys and the label values that repeat,
+// keep their own UIDs and data, and come back equal to what was decoded.
+func TestTransformSharesSecretKeys(t *testing.T) {
+	record := func(uid, hash string) *corev1.Secret {
+		return &corev1.Secret{
+			ObjectMeta: metav1.ObjectMeta{Namespace: "roster-system", Name: "roster-invitation-" + uid, Labels: map[string]string{
+				"iam.roster.dev/token-purpose": "invitation", "iam.roster.dev/user-uid": uid,
+			}},
+			Type: corev1.SecretTypeOpaque,
+			Data: map[string][]byte{"hash": []byte(hash)},
+		}
+	}
+	a, _ := Transform(record("0f6d1c2e-8b1a-4f7e-9c3d-2a5b6c7d8e9f", "aa"))
+	b, _ := Transform(record("1f6d1c2e-8b1a-4f7e-9c3d-2a5b6c7d8e9f", "bb"))
+	if diff := cmp.Diff(record("0f6d1c2e-8b1a-4f7e-9c3d-2a5b6c7d8e9f", "aa"), a); diff != "" {
+		t.Errorf("Transform changed the record (-want +got):\n%s", diff)
+	}
+	key := func(m map[string]string, k string) *byte {
+		for have := range m {
+			if have == k {
+				return unsafe.StringData(have)
+			}
+		}
+		return nil
+	}
+	la, lb := a.(*corev1.Secret).Labels, b.(*corev1.Secret).Labels
+	if key(la, "iam.roster.dev/user-uid") != key(lb, "iam.roster.dev/user-uid") {
+		t.Error("label keys are separate copies")
+	}
+	if pa, pb := la["iam.roster.dev/token-purpose"], lb["iam.roster.dev/token-purpose"]; unsafe.StringData(pa) != unsafe.StringData(pb) {
+		t.Error("the purpose values are separate copies")
+	}
+}
