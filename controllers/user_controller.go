@@ -6,11 +6,13 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/tools/events"
 	"k8s.io/client-go/util/workqueue"
 	"k8s.io/utils/clock"
@@ -57,7 +59,8 @@ type UserReconciler struct {
 	// sends none.
 	Invitations *Invitations
 
-	only predicate.Predicate // see Deps.Only
+	only    predicate.Predicate // see Deps.Only
+	wakeups *wakeups            // Users due again later than the queue's horizon
 }
 
 // Reasons used in conditions and the matching events.
@@ -167,7 +170,17 @@ func (r *UserReconciler) Reconcile(ctx context.Context, req ctrl.Request) (resul
 		}
 		return requeueOnConflict(err)
 	}
-	return ctrl.Result{RequeueAfter: r.nextCheck(pass)}, nil
+	return r.later(req.NamespacedName, r.nextCheck(pass)), nil
+}
+
+// later is the result that has the User reconciled again after d: from the
+// work queue when that is soon, else from the wakeups.
+func (r *UserReconciler) later(key types.NamespacedName, d time.Duration) ctrl.Result {
+	if d <= queueHorizon || r.wakeups == nil {
+		return ctrl.Result{RequeueAfter: d}
+	}
+	r.wakeups.after(key, d)
+	return ctrl.Result{}
 }
 
 // validate checks what the API server's schema cannot.
@@ -431,6 +444,11 @@ func (r *UserReconciler) SetupWithManager(mgr ctrl.Manager) error {
 		Watches(&v1alpha1.Group{}, r.groupEvents()).
 		WithOptions(controller.Options{MaxConcurrentReconciles: max(1, r.MaxConcurrentReconciles)}).
 		Named("user")
+	r.wakeups = newWakeups()
+	if err := mgr.Add(r.wakeups); err != nil {
+		return err
+	}
+	b = b.WatchesRawSource(crsource.Channel(r.wakeups.events, &handler.EnqueueRequestForObject{}))
 	if r.Drift != nil {
 		b = b.WatchesRawSource(crsource.Channel(r.Drift.Events(), &handler.EnqueueRequestForObject{}))
 		if err := mgr.Add(r.Drift); err != nil {
