@@ -78,7 +78,7 @@ bench: control-plane build ## Measure N-user imports: embedded and LDAP against 
 	KUBEBUILDER_ASSETS=$(ASSETS) bin/bench -store embedded -n $(BENCH_N) -phases -manager bin/manager
 	KUBEBUILDER_ASSETS=$(ASSETS) bin/bench -store ldap -n $(BENCH_N) -manager bin/manager
 	KUBEBUILDER_ASSETS=$(ASSETS) bin/bench -store scim -n $(BENCH_SCIM_N) -scim-rate $(BENCH_SCIM_RATE) -manager bin/manager
-	$(if $(BENCH_LARGE),KUBEBUILDER_ASSETS=$(ASSETS) bin/bench -store embedded -n 100000 -skip-floor -phases -timeout 2h -manager bin/manager)
+	$(if $(BENCH_LARGE),KUBEBUILDER_ASSETS=$(ASSETS) bin/bench -store embedded -n 100000 -skip-floor -invitations -phases -timeout 3h -manager bin/manager)
 
 FUZZTIME ?= 30s
 

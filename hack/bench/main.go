@@ -68,6 +68,9 @@ type options struct {
 	// phases measures, after the import, a new User's latency (idle and
 	// during a second import), a restart and a drift pass.
 	phases bool
+	// invitations imports with sendInvitations, and waits until every
+	// User's invitation is sent (to the manager's outbox folder).
+	invitations bool
 }
 
 func main() {
@@ -86,6 +89,7 @@ func main() {
 	flag.StringVar(&o.store, "store", "embedded", "the store to measure: embedded, ldap (a throwaway slapd) or scim (the SCIM peer at -scim-rate)")
 	flag.Float64Var(&o.scimRate, "scim-rate", 25, "with -store scim, the rate limit in requests per second")
 	flag.BoolVar(&o.phases, "phases", false, "after the import, measure a new User's latency (idle, and during a second import of min(N, 10000)), a restart and a drift pass")
+	flag.BoolVar(&o.invitations, "invitations", false, "import with sendInvitations and wait until every invitation is sent (the floor sends none)")
 	flag.Parse()
 	if err := run(o); err != nil {
 		fmt.Fprintf(os.Stderr, "bench: %v\n", err)
@@ -125,6 +129,9 @@ func run(o options) error {
 	if o.goMemLimit != "" {
 		fmt.Printf("  manager runs with GOMEMLIMIT=%s\n", o.goMemLimit)
 	}
+	if o.invitations {
+		fmt.Printf("  the import sends invitations: done when every User is Invited with its invitation sent\n")
+	}
 	var floor time.Duration
 	if !o.skipFloor && backend.floorWrite != nil {
 		if err := backend.floorStoreOnly(ctx, o); err != nil {
@@ -162,6 +169,7 @@ func run(o options) error {
 		return err
 	}
 	cpuBefore, _ := cpuTime(mgr.cmd.Process.Pid)
+	rssPeaks := sampleRSS(ctx, mgr.cmd.Process.Pid)
 	profiled := make(chan error, 1)
 	if o.cpuProfile != "" {
 		go func() {
@@ -184,6 +192,7 @@ func run(o options) error {
 		return err
 	}
 	rss, _ := peakRSS(mgr.cmd.Process.Pid)
+	anon, file := rssPeaks()
 	if o.heapProfile != "" {
 		if err := saveProfile(mgr.pprof, "heap", o.heapProfile); err != nil {
 			return err
@@ -203,6 +212,11 @@ func run(o options) error {
 	fmt.Printf("  %-8s%-66s%8.1fs  %6.1f ms per User\n", "manager", "CPU time during the import", (cpuAfter - cpuBefore).Seconds(),
 		float64((cpuAfter-cpuBefore).Milliseconds())/float64(o.users))
 	fmt.Printf("  %-8s%-66s%8.1f MiB\n", "manager", "peak RSS", float64(rss)/(1<<20))
+	fmt.Printf("  %-8s%-66s%8.1f MiB\n", "manager", "  of which anonymous (heap, stacks), peak sampled every 250 ms", float64(anon)/(1<<20))
+	fmt.Printf("  %-8s%-66s%8.1f MiB\n", "manager", "  of which file-backed (binary, the embedded store's mapped file)", float64(file)/(1<<20))
+	if live, err := liveHeap(mgr); err == nil {
+		fmt.Printf("  %-8s%-66s%8.1f MiB  %6.0f bytes per User\n", "manager", "live heap after the import (after a collection)", float64(live)/(1<<20), float64(live)/float64(o.users))
+	}
 	fmt.Printf("  %-8s%-66s%8d\n", "manager", "errors logged", strings.Count(mgr.log.String(), `"level":"error"`))
 	if !o.phases {
 		return nil
@@ -249,7 +263,7 @@ func measurePhases(ctx context.Context, cfg *rest.Config, c client.WithWatch, o 
 		return fmt.Errorf("latency during an import: %w\n%s", err, (*mgr).logTail())
 	}
 	printLatency(fmt.Sprintf("(new User until Ready, during an import of %d)", busyN), busy, 5*time.Second)
-	if err := waitInvited(ctx, c, "bench-busy", busyN); err != nil {
+	if err := waitInvited(ctx, c, "bench-busy", busyN, false); err != nil {
 		return err
 	}
 	fmt.Printf("  %-8s%-66s%8.1fs\n", "import", fmt.Sprintf("(the second import of %d, beside the %d new Users)", busyN, latencySamples), time.Since(busyStart).Seconds())
@@ -430,22 +444,26 @@ func importAll(ctx context.Context, c client.WithWatch, o options) (time.Duratio
 	start := time.Now()
 	imp := &v1alpha1.UserImport{
 		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "bench"},
-		Spec:       v1alpha1.UserImportSpec{Source: v1alpha1.ImportSource{ConfigMapRef: &v1alpha1.KeyReference{Name: "bench-file", Key: "users.csv"}}},
+		Spec: v1alpha1.UserImportSpec{
+			Source:          v1alpha1.ImportSource{ConfigMapRef: &v1alpha1.KeyReference{Name: "bench-file", Key: "users.csv"}},
+			SendInvitations: o.invitations,
+		},
 	}
 	if err := c.Create(ctx, imp); err != nil {
 		return 0, err
 	}
-	return took(start, waitInvited(ctx, c, ns, o.users))
+	return took(start, waitInvited(ctx, c, ns, o.users, o.invitations))
 }
 
 func took(start time.Time, err error) (time.Duration, error) {
 	return time.Since(start), err
 }
 
-// waitInvited watches the namespace's Users until n of them are Invited. A
-// watch costs the API server far less than listing thousands of Users
-// again and again; Users leaving the selection arrive as deletions.
-func waitInvited(ctx context.Context, c client.WithWatch, ns string, n int) error {
+// waitInvited watches the namespace's Users until n of them are Invited
+// (with their invitation sent, when sent is set). A watch costs the API
+// server far less than listing thousands of Users again and again; Users
+// leaving the selection arrive as deletions.
+func waitInvited(ctx context.Context, c client.WithWatch, ns string, n int, sent bool) error {
 	invited := map[string]bool{}
 	done := 0
 	for {
@@ -461,6 +479,9 @@ func waitInvited(ctx context.Context, c client.WithWatch, ns string, n int) erro
 				continue
 			}
 			now := ev.Type != watch.Deleted && u.Status.Phase == v1alpha1.UserInvited
+			if sent {
+				now = now && u.Status.Invitation != nil && u.Status.Invitation.SentAt != nil
+			}
 			if now != invited[u.Name] {
 				invited[u.Name] = now
 				if now {
@@ -588,6 +609,76 @@ func peakRSS(pid int) (int64, error) {
 		}
 	}
 	return 0, errors.New("no VmHWM in /proc status")
+}
+
+// liveHeap is the manager's live heap: a heap profile with gc=1 makes it
+// collect first, then its metrics tell what is left.
+func liveHeap(m *manager) (float64, error) {
+	resp, err := http.Get("http://" + m.pprof + "/debug/pprof/heap?gc=1")
+	if err != nil {
+		return 0, err
+	}
+	_, _ = io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	mm, err := readManagerMetrics(m.metrics)
+	if err != nil {
+		return 0, err
+	}
+	live, ok := mm["go_memstats_heap_alloc_bytes"]
+	if !ok {
+		return 0, errors.New("no go_memstats_heap_alloc_bytes in the manager's metrics")
+	}
+	return live, nil
+}
+
+// sampleRSS samples the process's anonymous and file-backed resident
+// memory until ctx ends; the function it returns gives the peaks so far.
+// VmHWM is their sum's peak; the split tells the Go heap from the pages of
+// the embedded store's memory-mapped file, which the kernel can drop.
+func sampleRSS(ctx context.Context, pid int) func() (anon, file int64) {
+	var mu sync.Mutex
+	var peakAnon, peakFile int64
+	read := func() {
+		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+		if err != nil {
+			return
+		}
+		mu.Lock()
+		defer mu.Unlock()
+		for _, line := range strings.Split(string(b), "\n") {
+			name, rest, ok := strings.Cut(line, ":")
+			if !ok || (name != "RssAnon" && name != "RssFile") {
+				continue
+			}
+			kb, err := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(rest), " kB"), 10, 64)
+			if err != nil {
+				continue
+			}
+			if name == "RssAnon" {
+				peakAnon = max(peakAnon, kb<<10)
+			} else {
+				peakFile = max(peakFile, kb<<10)
+			}
+		}
+	}
+	go func() {
+		t := time.NewTicker(250 * time.Millisecond)
+		defer t.Stop()
+		for {
+			read()
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+			}
+		}
+	}()
+	return func() (int64, int64) {
+		read()
+		mu.Lock()
+		defer mu.Unlock()
+		return peakAnon, peakFile
+	}
 }
 
 // cpuTime reads the CPU time the process has used, user and system.

@@ -125,7 +125,7 @@ func startImport(ctx context.Context, c client.Client, ns, name string, n int) e
 // managerMetrics are the manager's own counters, read from its /metrics.
 type managerMetrics map[string]float64
 
-var sample = regexp.MustCompile(`^(roster_store_calls_total|roster_drift_passes_total|roster_drift_pass_duration_seconds_sum|roster_drift_pass_duration_seconds_count)\{(.*)\} ([0-9.e+-]+)$`)
+var sample = regexp.MustCompile(`^(roster_store_calls_total|roster_drift_passes_total|roster_drift_pass_duration_seconds_sum|roster_drift_pass_duration_seconds_count|go_memstats_heap_alloc_bytes)(?:\{(.*)\})? ([0-9.e+-]+)$`)
 
 func readManagerMetrics(addr string) (managerMetrics, error) {
 	resp, err := http.Get("http://" + addr + "/metrics")
