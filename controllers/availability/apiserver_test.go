@@ -1,13 +1,10 @@
 package availability_test
 
 import (
-	"fmt"
-	"strings"
 	"testing"
 	"time"
 
 	. "github.com/onsi/gomega"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"roster.dev/roster/api/v1alpha1"
@@ -37,21 +34,7 @@ func TestImportAcrossAPIServerRestart(t *testing.T) {
 	g.Expect(controllerstest.CreateStore(t.Context(), k8s, controllerstest.EmbeddedDefault("embedded"), time.Minute)).To(Succeed())
 	ns := newNamespace(t, k8s, "apiserver-")
 
-	emails, csv := importFile(ns, restartRows)
-	imp := &v1alpha1.UserImport{
-		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "people"},
-		Spec:       v1alpha1.UserImportSpec{Source: v1alpha1.ImportSource{Inline: csv}, SendInvitations: true},
-	}
-	g.Expect(k8s.Create(t.Context(), imp)).To(Succeed())
-	var created int
-	g.Eventually(func(g Gomega) {
-		var list v1alpha1.UserList
-		g.Expect(k8s.List(t.Context(), &list, client.InNamespace(ns))).To(Succeed())
-		created = len(list.Items)
-		var now v1alpha1.UserImport
-		g.Expect(k8s.Get(t.Context(), client.ObjectKeyFromObject(imp), &now)).To(Succeed())
-		g.Expect(created).To(BeNumerically(">=", 300), "import status: %+v", now.Status)
-	}, time.Minute, 20*time.Millisecond).Should(Succeed())
+	emails, imp, created := startImport(t, k8s, ns, restartRows, 300, time.Minute)
 
 	stopped := time.Now()
 	g.Expect(env.ControlPlane.APIServer.Stop()).To(Succeed())
@@ -104,16 +87,4 @@ func TestImportAcrossAPIServerRestart(t *testing.T) {
 		}
 	}
 	t.Logf("%d of %d addresses got a second invitation", twice, restartRows)
-}
-
-// importFile is a file of n add-user rows for the namespace, and its
-// addresses.
-func importFile(ns string, n int) ([]string, string) {
-	emails := make([]string, n)
-	var b strings.Builder
-	for i := range n {
-		emails[i] = fmt.Sprintf("row-%04d@%s.example.com", i, ns)
-		fmt.Fprintf(&b, "add-user,%s,First,Row %d\n", emails[i], i)
-	}
-	return emails, b.String()
 }

@@ -83,22 +83,10 @@ func TestLeaderKilledMidImport(t *testing.T) {
 	declareLDAP(t, k8s, slapd)
 
 	ns := newNamespace(t, k8s, "failover-")
-	emails, csv := importFile(ns, failoverRows)
-	imp := &v1alpha1.UserImport{
-		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "people"},
-		Spec:       v1alpha1.UserImportSpec{Source: v1alpha1.ImportSource{Inline: csv}, SendInvitations: true},
-	}
-	g.Expect(k8s.Create(t.Context(), imp)).To(Succeed())
 	// Killed between the first progress write (500 rows) and the second,
 	// so that the standby meets rows the leader applied after its last
 	// progress write.
-	var created int
-	g.Eventually(func(g Gomega) {
-		var list v1alpha1.UserList
-		g.Expect(k8s.List(t.Context(), &list, client.InNamespace(ns))).To(Succeed())
-		created = len(list.Items)
-		g.Expect(created).To(BeNumerically(">=", 750))
-	}, 3*time.Minute, 20*time.Millisecond).Should(Succeed(), "the leader's log:\n%s", leader.logTail())
+	emails, imp, created := startImport(t, k8s, ns, failoverRows, 750, 3*time.Minute, "the leader's log:\n%s", leader.logTail)
 	var link string
 	g.Eventually(func(g Gomega) {
 		link = invitationLink(g, smtp, standby.web)

@@ -231,3 +231,60 @@ func invitationsByAddress(t *testing.T, smtp *mailtest.Server) map[string]int {
 	}
 	return out
 }
+
+// importFile is a file of n add-user rows for the namespace, and its
+// addresses.
+func importFile(ns string, n int) ([]string, string) {
+	emails := make([]string, n)
+	var b strings.Builder
+	for i := range n {
+		emails[i] = fmt.Sprintf("row-%04d@%s.example.com", i, ns)
+		fmt.Fprintf(&b, "add-user,%s,First,Row %d\n", emails[i], i)
+	}
+	return emails, b.String()
+}
+
+// startImport creates an import of rows invited Users into ns and waits,
+// up to within, until at least atLeast of them exist. It returns their
+// addresses, the import, and how many existed when it looked. explain
+// (a format and functions giving its arguments) is printed if they never
+// do.
+func startImport(t *testing.T, k8s client.Client, ns string, rows, atLeast int, within time.Duration, explain ...any) ([]string, *v1alpha1.UserImport, int) {
+	t.Helper()
+	g := NewWithT(t)
+	emails, csv := importFile(ns, rows)
+	imp := &v1alpha1.UserImport{
+		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "people"},
+		Spec:       v1alpha1.UserImportSpec{Source: v1alpha1.ImportSource{Inline: csv}, SendInvitations: true},
+	}
+	g.Expect(k8s.Create(t.Context(), imp)).To(Succeed())
+	var created int
+	g.Eventually(func(g Gomega) {
+		var list v1alpha1.UserList
+		g.Expect(k8s.List(t.Context(), &list, client.InNamespace(ns))).To(Succeed())
+		created = len(list.Items)
+		var now v1alpha1.UserImport
+		g.Expect(k8s.Get(t.Context(), client.ObjectKeyFromObject(imp), &now)).To(Succeed())
+		g.Expect(created).To(BeNumerically(">=", atLeast), "import status: %+v", now.Status)
+	}, within, 20*time.Millisecond).Should(Succeed(), explained(explain)...)
+	return emails, imp, created
+}
+
+// explained turns a format and functions giving its arguments into
+// Gomega's description arguments, so the arguments are read only when the
+// description is printed.
+func explained(explain []any) []any {
+	if len(explain) == 0 {
+		return nil
+	}
+	return []any{func() string {
+		args := make([]any, 0, len(explain)-1)
+		for _, a := range explain[1:] {
+			if f, ok := a.(func() string); ok {
+				a = f()
+			}
+			args = append(args, a)
+		}
+		return fmt.Sprintf(explain[0].(string), args...)
+	}}
+}
