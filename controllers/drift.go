@@ -33,8 +33,10 @@ import (
 // when they are gone). A listing that fails part way wakes only the
 // differences it saw: a user it did not reach is never taken for gone.
 type UserDrift struct {
-	// Client reads Users from the manager's cache.
+	// Client reads Users from the manager's cache, and Emails finds them
+	// there by email.
 	Client client.Reader
+	Emails *EmailIndex
 	// Stores are the open stores; each is compared in turn.
 	Stores      *stores.Registry
 	DefaultRole string
@@ -191,7 +193,7 @@ func (d *UserDrift) holder(ctx context.Context, keys []string, got *store.User) 
 		}
 		return 0
 	}
-	err := eachUserWithEmail(ctx, d.Client, keys, got.Email, func(u *v1alpha1.User) {
+	err := d.Emails.eachInStore(keys, got.Email, func(u *v1alpha1.User) {
 		if rank(u) > rank(found) {
 			found = u
 		}

@@ -6,6 +6,8 @@ import (
 	"hash/fnv"
 	"slices"
 
+	toolscache "k8s.io/client-go/tools/cache"
+	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/log"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
@@ -14,78 +16,100 @@ import (
 	"roster.dev/roster/internal/naming"
 )
 
-// emailBucketIndex is the field index of Users by a bucket of their
-// normalised email. Emails are unique, so an index by the email itself would
-// hold one set per User (twice: cluster-wide and per namespace), which is
-// most of the index's memory at 100,000 Users; 4,096 buckets hold the same
-// keys in a few thousand sets, and a lookup filters a few dozen Users.
-const emailBucketIndex = "spec.email.bucket"
+// emailBucketIndex is the index of the User informer by a bucket of each
+// User's normalised email. Emails are unique, so an index by the email
+// itself would hold one set per User, most of the index's memory at
+// 100,000 Users; 4,096 buckets hold the same keys in a few thousand sets,
+// and a lookup filters a few dozen Users.
+const emailBucketIndex = "roster.spec.email.bucket"
 
 const emailBuckets = 4096
 
+// emailBucket is the bucket of an email.
 func emailBucket(email string) string {
 	h := fnv.New32a()
 	_, _ = h.Write([]byte(naming.NormalizeEmail(email)))
 	return fmt.Sprintf("%03x", h.Sum32()%emailBuckets)
 }
 
-// emailIndexes are the indexes over email addresses, for setupIndexes.
-func emailIndexes() []fieldIndex {
-	return []fieldIndex{{&v1alpha1.User{}, emailBucketIndex, func(obj client.Object) []string {
-		return []string{emailBucket(obj.(*v1alpha1.User).Spec.Email)}
-	}}}
+// EmailIndex finds Users by email in the manager's cache. It reads the
+// User informer's own index, cluster-wide only, and hands out the cached
+// Users themselves: a lookup through the client would copy every User of
+// the bucket into a list first, which the drift pass (a lookup per store
+// user) and the imports (a lookup per row) paid at each call.
+type EmailIndex struct {
+	indexer toolscache.Indexer
 }
 
-// usersWithEmail returns the Users of a store holding the email (compared
-// without regard to case), in any namespace, from the cache; keys are the
-// store's storeKeys. The User controller finds duplicates through it and
-// the UserImport controller the User a row names.
-func usersWithEmail(ctx context.Context, c client.Reader, keys []string, email string) ([]v1alpha1.User, error) {
-	var out []v1alpha1.User
-	err := eachUserWithEmail(ctx, c, keys, email, func(u *v1alpha1.User) {
-		out = append(out, *u.DeepCopy())
-	})
-	return out, err
-}
-
-// eachUserWithEmail calls fn with each User of the store (keys, its
-// storeKeys) holding the email, straight from the cache: fn must not modify
-// or keep the User. An address is unique per store, so Users of other
-// stores are left out.
-func eachUserWithEmail(ctx context.Context, c client.Reader, keys []string, email string, fn func(*v1alpha1.User)) error {
-	var list v1alpha1.UserList
-	// The bucket's Users are only read here, so the cache need not copy them
-	// all.
-	err := c.List(ctx, &list, client.MatchingFields{emailBucketIndex: emailBucket(email)}, client.UnsafeDisableDeepCopy)
+// NewEmailIndex adds the index to the cache's User informer; call it
+// before the cache starts.
+func NewEmailIndex(ctx context.Context, c cache.Cache) (*EmailIndex, error) {
+	inf, err := c.GetInformer(ctx, &v1alpha1.User{})
 	if err != nil {
-		return fmt.Errorf("listing Users with the same email: %w", err)
+		return nil, fmt.Errorf("getting the User informer: %w", err)
+	}
+	shared, ok := inf.(toolscache.SharedIndexInformer)
+	if !ok {
+		return nil, fmt.Errorf("the User informer (%T) keeps no index", inf)
+	}
+	err = shared.AddIndexers(toolscache.Indexers{emailBucketIndex: func(obj any) ([]string, error) {
+		if u, ok := obj.(*v1alpha1.User); ok {
+			return []string{emailBucket(u.Spec.Email)}, nil
+		}
+		return nil, nil
+	}})
+	if err != nil {
+		return nil, fmt.Errorf("indexing Users by email: %w", err)
+	}
+	return &EmailIndex{indexer: shared.GetIndexer()}, nil
+}
+
+// each calls fn with each cached User holding the email (compared without
+// regard to case), in any namespace and store: fn must not modify or keep
+// the User.
+func (x *EmailIndex) each(email string, fn func(*v1alpha1.User)) error {
+	objs, err := x.indexer.ByIndex(emailBucketIndex, emailBucket(email))
+	if err != nil {
+		return fmt.Errorf("looking up Users with the same email: %w", err)
 	}
 	want := naming.NormalizeEmail(email)
-	for i := range list.Items {
-		if naming.NormalizeEmail(list.Items[i].Spec.Email) == want && slices.Contains(keys, storeKey(list.Items[i].Spec.StoreRef)) {
-			fn(&list.Items[i])
+	for _, obj := range objs {
+		if u, ok := obj.(*v1alpha1.User); ok && naming.NormalizeEmail(u.Spec.Email) == want {
+			fn(u)
 		}
 	}
 	return nil
 }
 
-// usersByEmail finds, for the account page's sign-in, the Users holding an
-// address in any namespace and store, from the cache.
-func usersByEmail(c client.Reader) func(context.Context, string) ([]v1alpha1.User, error) {
-	return func(ctx context.Context, email string) ([]v1alpha1.User, error) {
-		var list v1alpha1.UserList
-		if err := c.List(ctx, &list, client.MatchingFields{emailBucketIndex: emailBucket(email)}); err != nil {
-			return nil, fmt.Errorf("listing Users with the email: %w", err)
+// eachInStore is each, for the Users of one store (keys, its storeKeys):
+// an address is unique per store, so Users of other stores are left out.
+func (x *EmailIndex) eachInStore(keys []string, email string, fn func(*v1alpha1.User)) error {
+	return x.each(email, func(u *v1alpha1.User) {
+		if slices.Contains(keys, storeKey(u.Spec.StoreRef)) {
+			fn(u)
 		}
-		want := naming.NormalizeEmail(email)
-		out := list.Items[:0]
-		for i := range list.Items {
-			if naming.NormalizeEmail(list.Items[i].Spec.Email) == want {
-				out = append(out, list.Items[i])
-			}
-		}
-		return out, nil
-	}
+	})
+}
+
+// inStore returns copies of the Users of the store (keys) holding the
+// email. The User controller finds duplicates through it and the
+// UserImport controller the User a row names.
+func (x *EmailIndex) inStore(keys []string, email string) ([]v1alpha1.User, error) {
+	var out []v1alpha1.User
+	err := x.eachInStore(keys, email, func(u *v1alpha1.User) {
+		out = append(out, *u.DeepCopy())
+	})
+	return out, err
+}
+
+// byEmail finds, for the account page's sign-in, copies of the Users
+// holding an address in any namespace and store.
+func (x *EmailIndex) byEmail(_ context.Context, email string) ([]v1alpha1.User, error) {
+	var out []v1alpha1.User
+	err := x.each(email, func(u *v1alpha1.User) {
+		out = append(out, *u.DeepCopy())
+	})
+	return out, err
 }
 
 // emailHolder returns the User among others that holds the address instead
@@ -122,16 +146,15 @@ func (r *UserReconciler) usersSharingEmail(ctx context.Context, obj client.Objec
 	if err != nil {
 		return nil // the Users wait for their store, and are queued again then
 	}
-	users, err := usersWithEmail(ctx, r.Client, keys, user.Spec.Email)
+	var reqs []reconcile.Request
+	err = r.Emails.eachInStore(keys, user.Spec.Email, func(u *v1alpha1.User) {
+		if u.UID != user.UID {
+			reqs = append(reqs, reconcile.Request{NamespacedName: client.ObjectKeyFromObject(u)})
+		}
+	})
 	if err != nil {
 		log.FromContext(ctx).Error(err, "Listing Users with the same email")
 		return nil
-	}
-	reqs := make([]reconcile.Request, 0, len(users))
-	for i := range users {
-		if users[i].UID != user.UID {
-			reqs = append(reqs, reconcile.Request{NamespacedName: client.ObjectKeyFromObject(&users[i])})
-		}
 	}
 	return reqs
 }

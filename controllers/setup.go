@@ -126,6 +126,10 @@ func Setup(mgr ctrl.Manager, deps Deps) (*Reconcilers, error) {
 	if err := setupIndexes(ctx, mgr.GetFieldIndexer()); err != nil {
 		return nil, fmt.Errorf("setting up cache indexes: %w", err)
 	}
+	emails, err := NewEmailIndex(ctx, mgr.GetCache())
+	if err != nil {
+		return nil, fmt.Errorf("setting up cache indexes: %w", err)
+	}
 	c := deps.Client
 	if c == nil {
 		c = mgr.GetClient()
@@ -157,14 +161,14 @@ func Setup(mgr ctrl.Manager, deps Deps) (*Reconcilers, error) {
 			CheckPeriod: deps.StoreCheckPeriod, Elected: mgr.Elected(),
 		},
 		Drift: &UserDrift{
-			Client: mgr.GetClient(), Stores: reg, DefaultRole: deps.DefaultRole, Period: deps.ResyncPeriod,
+			Client: mgr.GetClient(), Emails: emails, Stores: reg, DefaultRole: deps.DefaultRole, Period: deps.ResyncPeriod,
 			Metrics: newDriftMetrics(deps.Registry), Log: ctrl.Log.WithName("drift"),
 		},
 	}
 	r.Store.Drift = r.Drift
 	r.User = &UserReconciler{
 		Client: c, Stores: reg, Recorder: recorder, Clock: deps.Clock, Namespace: deps.Namespace,
-		DefaultRole: deps.DefaultRole, Invitations: deps.Invitations, Drift: r.Drift,
+		DefaultRole: deps.DefaultRole, Invitations: deps.Invitations, Drift: r.Drift, Emails: emails,
 		MaxConcurrentReconciles: deps.UserConcurrency, only: deps.Only,
 	}
 	r.Group = &GroupReconciler{
@@ -182,6 +186,7 @@ func Setup(mgr ctrl.Manager, deps Deps) (*Reconcilers, error) {
 	r.Import = &UserImportReconciler{
 		Client: c, Stores: reg, Source: &source, DefaultRole: deps.DefaultRole, Recorder: recorder, Clock: deps.Clock,
 		Workers: deps.ImportWorkers, MaxConcurrentReconciles: deps.ImportConcurrency, only: deps.Only,
+		Backlog: r.User.Backlog, Emails: emails,
 	}
 	r.Keys = &AccessKeyReconciler{
 		Client: c, APIReader: mgr.GetAPIReader(), Stores: reg, Recorder: recorder, Clock: deps.Clock,
@@ -205,7 +210,7 @@ func Setup(mgr ctrl.Manager, deps Deps) (*Reconcilers, error) {
 	}
 	if deps.Pages != nil {
 		pages := *deps.Pages
-		pages.Config.FindUsers = usersByEmail(mgr.GetClient())
+		pages.Config.FindUsers = emails.byEmail
 		pages.Config.Wake = r.Drift.wakeSoon
 		if inv := deps.Invitations; inv != nil && pages.Config.Mail == nil {
 			pages.Config.Mail = &web.Mailer{Templates: inv.Templates, Sender: inv.Sender}
@@ -248,8 +253,7 @@ func (f everyReplica) NeedLeaderElection() bool        { return false }
 // setupIndexes registers every field index the controllers and the web
 // pages read. Each index is defined beside the watch mappings that use it.
 func setupIndexes(ctx context.Context, indexer client.FieldIndexer) error {
-	indexes := emailIndexes()
-	indexes = append(indexes, membershipIndexes()...)
+	indexes := membershipIndexes()
 	indexes = append(indexes, externalIDIndexes()...)
 	indexes = append(indexes, storeRefIndexes()...)
 	indexes = append(indexes, accessKeyIndexes()...)

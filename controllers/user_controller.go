@@ -6,8 +6,10 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"time"
 
+	"github.com/go-logr/logr"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
@@ -49,6 +51,8 @@ type UserReconciler struct {
 
 	// DefaultRole applies to Users that set no role.
 	DefaultRole string
+	// Emails finds Users by email in the cache.
+	Emails *EmailIndex
 	// Drift, when set, is the store-wide comparison that wakes the Users
 	// whose store user differs; SetupWithManager adds it to the manager.
 	// Users are not compared with the store one by one.
@@ -59,8 +63,34 @@ type UserReconciler struct {
 	// sends none.
 	Invitations *Invitations
 
-	only    predicate.Predicate // see Deps.Only
-	wakeups *wakeups            // Users due again later than the queue's horizon
+	only    predicate.Predicate                                             // see Deps.Only
+	wakeups *wakeups                                                        // Users due again later than the queue's horizon
+	queue   *atomic.Pointer[priorityqueue.PriorityQueue[reconcile.Request]] // set by SetupWithManager
+}
+
+// Backlog is how many Users wait in the work queue, ready to be
+// reconciled: the imports pace their creation by it.
+func (r *UserReconciler) Backlog() int {
+	if r.queue == nil {
+		return 0
+	}
+	if q := r.queue.Load(); q != nil {
+		return (*q).Len()
+	}
+	return 0
+}
+
+// newQueue is controller-runtime's priority queue, kept so that Backlog
+// can read its length.
+func (r *UserReconciler) newQueue(log logr.Logger) func(string, workqueue.TypedRateLimiter[reconcile.Request]) workqueue.TypedRateLimitingInterface[reconcile.Request] {
+	return func(name string, limiter workqueue.TypedRateLimiter[reconcile.Request]) workqueue.TypedRateLimitingInterface[reconcile.Request] {
+		q := priorityqueue.New(name, func(o *priorityqueue.Opts[reconcile.Request]) {
+			o.Log = log.WithValues("controller", name)
+			o.RateLimiter = limiter
+		})
+		r.queue.Store(&q)
+		return q
+	}
 }
 
 // Reasons used in conditions and the matching events.
@@ -197,7 +227,7 @@ func (r *UserReconciler) validate(user *v1alpha1.User, pass *userPass) error {
 // sameEmail lists the other Users of the store, in any namespace, with
 // this User's email.
 func (r *UserReconciler) sameEmail(ctx context.Context, user *v1alpha1.User, pass *userPass) ([]v1alpha1.User, error) {
-	users, err := usersWithEmail(ctx, r.Client, pass.storeKeys, user.Spec.Email)
+	users, err := r.Emails.inStore(pass.storeKeys, user.Spec.Email)
 	if err != nil {
 		return nil, err
 	}
@@ -442,9 +472,10 @@ func (r *UserReconciler) SetupWithManager(mgr ctrl.Manager) error {
 		Watches(&v1alpha1.User{}, handler.EnqueueRequestsFromMapFunc(r.usersSharingEmail), builder.WithPredicates(onDelete())).
 		Watches(&corev1.Secret{}, handler.EnqueueRequestsFromMapFunc(recordOwner)).
 		Watches(&v1alpha1.Group{}, r.groupEvents()).
-		WithOptions(controller.Options{MaxConcurrentReconciles: max(1, r.MaxConcurrentReconciles)}).
+		WithOptions(controller.Options{MaxConcurrentReconciles: max(1, r.MaxConcurrentReconciles), NewQueue: r.newQueue(mgr.GetLogger())}).
 		Named("user")
 	r.wakeups = newWakeups()
+	r.queue = &atomic.Pointer[priorityqueue.PriorityQueue[reconcile.Request]]{}
 	if err := mgr.Add(r.wakeups); err != nil {
 		return err
 	}

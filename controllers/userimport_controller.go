@@ -61,10 +61,15 @@ type UserImportReconciler struct {
 	Source      *SourceLoader
 	Recorder    events.EventRecorder
 	Clock       clock.PassiveClock
+	// Emails finds Users by email in the cache.
+	Emails *EmailIndex
 	// Workers bounds the rows applied at once within one import.
 	Workers int
 	// MaxConcurrentReconciles bounds the imports run at once.
 	MaxConcurrentReconciles int
+	// Backlog, when set, is how many Users wait to be reconciled; rows are
+	// applied only while it is at most maxBacklog.
+	Backlog func() int
 
 	only predicate.Predicate // see Deps.Only
 }
@@ -329,6 +334,7 @@ func (r *UserImportReconciler) applyChunk(ctx context.Context, imp *v1alpha1.Use
 		}()
 	}
 	for i := range entries {
+		r.paced(ctx)
 		select {
 		case next <- i:
 		case <-ctx.Done():
@@ -337,6 +343,33 @@ func (r *UserImportReconciler) applyChunk(ctx context.Context, imp *v1alpha1.Use
 	close(next)
 	wg.Wait()
 	return results
+}
+
+// maxBacklog is how many Users may wait in the User controller's queue
+// before an import applies its next row: enough that the User workers
+// never run dry, few enough that creation cannot run tens of thousands of
+// Users ahead of provisioning. Those would wait in the queue, a few
+// hundred bytes each, while creation and provisioning compete for the
+// same API server.
+const maxBacklog = 1000
+
+// backlogPoll is how often a paced import looks at the backlog again.
+const backlogPoll = 50 * time.Millisecond
+
+// paced waits while the User controller's backlog is above maxBacklog.
+func (r *UserImportReconciler) paced(ctx context.Context) {
+	if r.Backlog == nil || r.Backlog() <= maxBacklog {
+		return
+	}
+	t := time.NewTicker(backlogPoll)
+	defer t.Stop()
+	for r.Backlog() > maxBacklog {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
 }
 
 // countOutcome counts a row's outcome. With redact, a failure carries
@@ -490,7 +523,7 @@ func (r *UserImportReconciler) userWithEmail(ctx context.Context, imp *v1alpha1.
 		return nil, nil, err
 	}
 	ns := imp.Namespace
-	users, err := usersWithEmail(ctx, r.Client, keys, email)
+	users, err := r.Emails.inStore(keys, email)
 	if err != nil {
 		return nil, nil, err
 	}

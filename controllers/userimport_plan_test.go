@@ -1,10 +1,12 @@
 package controllers
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"runtime"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -310,4 +312,33 @@ func liveHeap() int64 {
 	var m runtime.MemStats
 	runtime.ReadMemStats(&m)
 	return int64(m.HeapAlloc)
+}
+
+// An import applies its next row only once the User controller's backlog
+// is down to maxBacklog, and stops waiting when it is cancelled.
+func TestImportIsPacedByTheUserBacklog(t *testing.T) {
+	var looks atomic.Int32
+	r := &UserImportReconciler{Backlog: func() int {
+		if looks.Add(1) < 4 {
+			return maxBacklog + 1
+		}
+		return maxBacklog
+	}}
+	r.paced(t.Context())
+	if n := looks.Load(); n != 4 {
+		t.Errorf("paced looked at the backlog %d times, want 4 (three above the bound, one at it)", n)
+	}
+
+	r.Backlog = func() int { return maxBacklog + 1 }
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan struct{})
+	go func() { r.paced(ctx); close(done) }()
+	cancel()
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+		t.Fatal("paced kept waiting after its import was cancelled")
+	}
+
+	(&UserImportReconciler{}).paced(t.Context()) // no backlog to read: no wait
 }

@@ -202,7 +202,7 @@ func TestDriftNeverActsOnAPartialListing(t *testing.T) {
 	t.Cleanup(func() { _ = paged.Close() })
 	hidden := func(u store.User) bool { return u.Email == "paged-03@"+ns+".example.com" }
 	drift := func() *controllers.UserDrift {
-		return &controllers.UserDrift{Client: cached, Stores: reconcilers.Stores, DefaultRole: "Member", Log: ctrl.Log.WithName("drift-test")}
+		return &controllers.UserDrift{Client: cached, Emails: reconcilers.Drift.Emails, Stores: reconcilers.Stores, DefaultRole: "Member", Log: ctrl.Log.WithName("drift-test")}
 	}
 
 	rep, woke, err := woken(t, drift(), listing{Store: paged, hide: hidden})
