@@ -138,6 +138,9 @@ func (r *UserImportReconciler) Reconcile(ctx context.Context, req ctrl.Request) 
 		return ctrl.Result{}, nil
 	}
 
+	// The plan holds what the rows need: the file (megabytes, for a large
+	// import) need not stay while they are applied.
+	_ = src.Close()
 	r.start(imp, src.sha256, plan)
 	if err := r.apply(ctx, imp, base, plan); err != nil {
 		return ctrl.Result{}, err

@@ -30,9 +30,13 @@ type source struct {
 	close  func() error
 }
 
+// Close releases the file: the bytes it holds, or its temporary file. A
+// second Close does nothing.
 func (s *source) Close() error {
-	if s.close != nil {
-		return s.close()
+	s.ReaderAt = nil
+	if close := s.close; close != nil {
+		s.close = nil
+		return close()
 	}
 	return nil
 }
