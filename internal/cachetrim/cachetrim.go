@@ -155,25 +155,27 @@ func internSecret(s *corev1.Secret) {
 	intern(&s.Kind)
 	intern(&s.Namespace)
 	intern((*string)(&s.Type))
-	if len(s.Labels) > 0 {
-		labels := make(map[string]string, len(s.Labels))
-		for k, v := range s.Labels {
-			intern(&k)
-			if sharedLabelValues[k] {
-				intern(&v)
-			}
-			labels[k] = v
+	s.Labels = internKeys(s.Labels, func(k, v string) string {
+		if sharedLabelValues[k] {
+			intern(&v)
 		}
-		s.Labels = labels
+		return v
+	})
+	s.Data = internKeys(s.Data, func(_ string, v []byte) []byte { return v })
+}
+
+// internKeys returns a copy of m whose keys are shared, with each value as
+// value makes it.
+func internKeys[V any](m map[string]V, value func(k string, v V) V) map[string]V {
+	if len(m) == 0 {
+		return m
 	}
-	if len(s.Data) > 0 {
-		data := make(map[string][]byte, len(s.Data))
-		for k, v := range s.Data {
-			intern(&k)
-			data[k] = v
-		}
-		s.Data = data
+	out := make(map[string]V, len(m))
+	for k, v := range m {
+		intern(&k)
+		out[k] = value(k, v)
 	}
+	return out
 }
 
 // sharedLabelValues are the labels of token records whose values many
