@@ -59,7 +59,7 @@ func TestBrowserFirstDayWithTheDirectory(t *testing.T) {
 		chromedp.SendKeys(chromedp.CSS("#confirm"), first),
 		chromedp.Click(chromedp.CSS("button[type=submit]")),
 	)).To(Succeed())
-	g.Expect(controllerstest.Text(t, ctx, "h1")).To(Equal("You're all set"))
+	g.Expect(controllerstest.Text(t, ctx, ".message.success h1")).To(Equal("You're all set"))
 	dn := waitForUser(t, ns, name, hasPhase(v1alpha1.UserActive)).Status.StoreID
 
 	controllerstest.Open(t, ctx, invitations.URL+"/account", "#email")
