@@ -95,7 +95,7 @@ func (r *AccessKeyReconciler) Reconcile(ctx context.Context, req ctrl.Request) (
 	pass := &keyPass{}
 	defer func() {
 		r.computeStatus(ak, pass, retErr)
-		patchStatus(ctx, r.Client, ak, base, ak.Status, base.Status, &retErr)
+		patchStatus(ctx, r.Client, ak, base, ak.Status, base.Status, &result, &retErr)
 	}()
 
 	if !ak.DeletionTimestamp.IsZero() {

@@ -73,9 +73,16 @@ func requeueOnConflict(err error) (ctrl.Result, error) {
 
 // patchStatus is the deferred end of every pass: the one status write,
 // made only when the pass changed the status, its error joined to the
-// pass's.
-func patchStatus(ctx context.Context, c client.Client, obj, base client.Object, st, baseStatus any, retErr *error) {
-	if err := status.Patch(ctx, c, obj, base, st, baseStatus); err != nil {
+// pass's. A pass that read a cached copy older than the object has its
+// patch refused (see status.Patch); when nothing else failed it runs again
+// once the cache has caught up, without an error in the log.
+func patchStatus(ctx context.Context, c client.Client, obj, base client.Object, st, baseStatus any, result *ctrl.Result, retErr *error) {
+	err := status.Patch(ctx, c, obj, base, st, baseStatus)
+	switch {
+	case err == nil:
+	case apierrors.IsConflict(err) && *retErr == nil:
+		*result, _ = requeueOnConflict(err)
+	default:
 		*retErr = errors.Join(*retErr, fmt.Errorf("patching status: %w", err))
 	}
 }

@@ -90,7 +90,7 @@ func (r *GroupReconciler) Reconcile(ctx context.Context, req ctrl.Request) (resu
 	pass := &groupPass{}
 	defer func() {
 		r.computeStatus(group, pass, retErr)
-		patchStatus(ctx, r.Client, group, base, group.Status, base.Status, &retErr)
+		patchStatus(ctx, r.Client, group, base, group.Status, base.Status, &result, &retErr)
 	}()
 
 	var err error

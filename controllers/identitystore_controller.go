@@ -102,7 +102,7 @@ func (r *IdentityStoreReconciler) Reconcile(ctx context.Context, req ctrl.Reques
 	pass := &storePass{}
 	defer func() {
 		r.computeStatus(ids, pass, retErr)
-		patchStatus(ctx, r.Client, ids, base, ids.Status, base.Status, &retErr)
+		patchStatus(ctx, r.Client, ids, base, ids.Status, base.Status, &result, &retErr)
 	}()
 
 	var err error

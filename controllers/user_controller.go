@@ -145,7 +145,7 @@ func (r *UserReconciler) Reconcile(ctx context.Context, req ctrl.Request) (resul
 	pass := &userPass{}
 	defer func() {
 		r.computeStatus(user, pass, retErr)
-		patchStatus(ctx, r.Client, user, base, user.Status, base.Status, &retErr)
+		patchStatus(ctx, r.Client, user, base, user.Status, base.Status, &result, &retErr)
 	}()
 
 	var err error

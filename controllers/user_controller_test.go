@@ -20,6 +20,7 @@ import (
 
 	"roster.dev/roster/api/v1alpha1"
 	"roster.dev/roster/controllers"
+	"roster.dev/roster/internal/status"
 	"roster.dev/roster/internal/store"
 	"roster.dev/roster/internal/stores"
 )
@@ -455,4 +456,34 @@ func TestRestartWritesNoUserStatus(t *testing.T) {
 	var after v1alpha1.User
 	g.Expect(k8s.Get(t.Context(), key, &after)).To(Succeed())
 	g.Expect(after.ResourceVersion).To(Equal(before.ResourceVersion), "status after the restart: %+v", after.Status)
+}
+
+// A pass that read the User before a newer status was written must not
+// write its own view over it: a merge patch replaces the conditions whole
+// and leaves the fields it did not change, so the newer Invitation
+// condition would be lost while status.invitation stays.
+func TestStatusFromAnOlderCopyIsRefused(t *testing.T) {
+	g := NewWithT(t)
+	ns := newNamespace(t)
+	g.Expect(k8s.Create(t.Context(), newUser(ns, "stale", "stale@"+ns+".example.com"))).To(Succeed())
+	current := waitFor(t, ns, "stale", hasInvitationReason(controllers.ReasonInvitationSent))
+	g.Expect(current.Status.Invitation).NotTo(BeNil())
+
+	// The copy a pass would hold had the cache not yet seen the
+	// invitation: no Invitation condition, and an older resourceVersion.
+	older := current.DeepCopy()
+	meta.RemoveStatusCondition(&older.Status.Conditions, v1alpha1.ConditionInvitation)
+	older.Status.Invitation = nil
+	update(t, ns, "stale", func(u *v1alpha1.User) { u.Annotations = map[string]string{"example.com/touched": "yes"} })
+
+	base := older.DeepCopy()
+	meta.SetStatusCondition(&older.Status.Conditions, metav1.Condition{
+		Type: v1alpha1.ConditionReady, Status: metav1.ConditionTrue, Reason: "Recomputed", Message: "Recomputed from the older copy.",
+	})
+	err := status.Patch(t.Context(), k8s, older, base, older.Status, base.Status)
+	g.Expect(apierrors.IsConflict(err)).To(BeTrue(), "patch from the older copy: %v", err)
+
+	after := get(g, t.Context(), ns, "stale")
+	g.Expect(invitationCondition(after)).NotTo(BeNil(), "conditions: %+v", after.Status.Conditions)
+	g.Expect(after.Status.Invitation).NotTo(BeNil())
 }

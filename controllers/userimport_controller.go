@@ -103,7 +103,7 @@ func (r *UserImportReconciler) Reconcile(ctx context.Context, req ctrl.Request) 
 		}
 		imp.Status.ObservedGeneration = imp.Generation
 		status.Apply(&imp.Status.Conditions, imp.Generation, summary)
-		patchStatus(ctx, r.Client, imp, base, imp.Status, base.Status, &retErr)
+		patchStatus(ctx, r.Client, imp, base, imp.Status, base.Status, &result, &retErr)
 	}()
 	if imp.Status.Phase == "" {
 		imp.Status.Phase = v1alpha1.ImportPending

@@ -72,14 +72,25 @@ func IsReady(conds []metav1.Condition) bool {
 // Patch patches obj's status subresource with the difference from base, a
 // copy of obj whose status is the one read at the start of the pass. The
 // caller passes both statuses so that an unchanged status costs no API call.
-// An object already deleted is not an error.
+//
+// The patch carries base's resourceVersion: a pass that started from a
+// cached copy older than the object is refused with a conflict instead of
+// writing a status computed from what it did not see. A merge patch replaces
+// lists whole, so without the lock such a pass would put back the conditions
+// it read and keep the newer fields it did not touch, an Invitation
+// condition lost while status.invitation stays. On success base follows the
+// new resourceVersion, so a later patch in the same pass is not refused by
+// this one. An object already deleted is not an error.
 func Patch(ctx context.Context, c client.Client, obj, base client.Object, status, baseStatus any) error {
 	if equality.Semantic.DeepEqual(status, baseStatus) {
 		return nil
 	}
-	err := c.Status().Patch(ctx, obj, client.MergeFrom(base))
+	err := c.Status().Patch(ctx, obj, client.MergeFromWithOptions(base, client.MergeFromWithOptimisticLock{}))
 	if apierrors.IsNotFound(err) {
 		return nil
+	}
+	if err == nil {
+		base.SetResourceVersion(obj.GetResourceVersion())
 	}
 	return err
 }
