@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -23,6 +24,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/log"
 	"sigs.k8s.io/controller-runtime/pkg/predicate"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
+	crsource "sigs.k8s.io/controller-runtime/pkg/source"
 
 	"roster.dev/roster/api/v1alpha1"
 	"roster.dev/roster/internal/status"
@@ -48,6 +50,9 @@ type GroupReconciler struct {
 	MaxStatusMembers int
 
 	only predicate.Predicate // see Deps.Only
+
+	wakeOnce sync.Once
+	wake     chan event.GenericEvent // see wakeNotReady
 }
 
 // Reasons a Group reports in conditions and events, besides the ones it
@@ -370,6 +375,43 @@ func (r *GroupReconciler) event(group *v1alpha1.Group, typ, reason, action, form
 	recordEvent(r.Recorder, group, typ, reason, action, format, args...)
 }
 
+// events is the channel the Groups to reconcile now are sent to; the
+// controller watches it.
+func (r *GroupReconciler) events() chan event.GenericEvent {
+	r.wakeOnce.Do(func() { r.wake = make(chan event.GenericEvent) })
+	return r.wake
+}
+
+// wakeNotReady has the Groups of the store (keys as storeRefIndex holds
+// them) that are not Ready reconciled now: the store answers again after
+// an outage, and a Group that failed waits in its backoff, which grows to
+// minutes, as Users do (see UserDrift.wakeNotReady).
+func (r *GroupReconciler) wakeNotReady(ctx context.Context, keys []string) {
+	logger := log.FromContext(ctx)
+	woken := 0
+	for _, key := range keys {
+		var groups v1alpha1.GroupList
+		if err := r.List(ctx, &groups, client.MatchingFields{storeRefIndex: key}, client.UnsafeDisableDeepCopy); err != nil {
+			logger.Error(err, "Could not list the Groups to wake after the store came back")
+			return
+		}
+		for i := range groups.Items {
+			g := &groups.Items[i]
+			if !g.DeletionTimestamp.IsZero() || meta.IsStatusConditionTrue(g.Status.Conditions, v1alpha1.ConditionReady) {
+				continue
+			}
+			ref := &v1alpha1.Group{ObjectMeta: metav1.ObjectMeta{Namespace: g.Namespace, Name: g.Name}}
+			select {
+			case r.events() <- event.GenericEvent{Object: ref}:
+				woken++
+			case <-ctx.Done():
+				return
+			}
+		}
+	}
+	logger.Info("The store answers again: woke the Groups that are not Ready", "groups", woken)
+}
+
 func (r *GroupReconciler) resyncAfter() time.Duration { return jittered(r.ResyncPeriod) }
 
 // SetupWithManager registers the controller; it needs the indexes of
@@ -393,6 +435,7 @@ func (r *GroupReconciler) SetupWithManager(mgr ctrl.Manager) error {
 				}
 			},
 		}).
+		WatchesRawSource(crsource.Channel(r.events(), &handler.EnqueueRequestForObject{})).
 		WithOptions(controller.Options{MaxConcurrentReconciles: max(1, r.MaxConcurrentReconciles)}).
 		Named("group").
 		Complete(r)

@@ -53,6 +53,9 @@ type IdentityStoreReconciler struct {
 	// store answers again after an outage: they wait in their backoff,
 	// which grows to minutes, and would catch up only as slowly.
 	Drift *UserDrift
+	// Groups, when set, wakes the store's Groups that are not Ready at the
+	// same moment.
+	Groups *GroupReconciler
 
 	mu           sync.Mutex
 	fingerprints map[string]string // what each open store was opened from
@@ -126,9 +129,14 @@ func (r *IdentityStoreReconciler) Reconcile(ctx context.Context, req ctrl.Reques
 		// Users hear soon when it is back.
 		return ctrl.Result{RequeueAfter: min(r.CheckPeriod, outageRecheck)}, nil
 	}
-	if wasDown(base) && r.Drift != nil {
+	if wasDown(base) {
 		keys := storeKeys(ids.Name, r.Stores.IsDefault(ids.Name))
-		go r.Drift.wakeNotReady(ctx, keys)
+		if r.Drift != nil {
+			go r.Drift.wakeNotReady(ctx, keys)
+		}
+		if r.Groups != nil {
+			go r.Groups.wakeNotReady(ctx, keys)
+		}
 	}
 	return ctrl.Result{RequeueAfter: jittered(r.CheckPeriod)}, nil
 }
@@ -202,14 +210,17 @@ func (r *IdentityStoreReconciler) ensureOpen(ctx context.Context, ids *v1alpha1.
 		return err
 	}
 	h := &stores.Handle{Name: ids.Name, Store: store.Instrument(ids.Name, backend, r.Metrics, limiter), Spec: ids.Spec, Deactivation: enforced}
-	if old := r.Stores.Put(h); old != nil {
+	old := r.Stores.Put(h)
+	if old != nil {
 		_ = old.Close()
 	}
 	r.mu.Lock()
 	r.fingerprints[ids.Name] = fp
 	r.mu.Unlock()
 	pass.handle = h
-	if !pass.follower {
+	// A manager that restarts opens every store again; that is no news
+	// about a store its status already calls Ready, and records nothing.
+	if !pass.follower && (old != nil || !status.IsReady(ids.Status.Conditions)) {
 		recordEvent(r.Recorder, ids, corev1.EventTypeNormal, ReasonStoreOpened, "Open", "Opened the %s store.", ids.Kind())
 	}
 	return r.check(ctx, ids, pass)

@@ -176,6 +176,7 @@ func Setup(mgr ctrl.Manager, deps Deps) (*Reconcilers, error) {
 		ResyncPeriod: deps.ResyncPeriod, MaxConcurrentReconciles: deps.GroupConcurrency,
 		MaxStatusMembers: deps.MaxStatusMembers, only: deps.Only,
 	}
+	r.Store.Groups = r.Group
 	source := deps.ImportSource
 	if source.Reader == nil {
 		source.Reader = mgr.GetAPIReader()

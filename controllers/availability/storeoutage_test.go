@@ -6,6 +6,11 @@ import (
 	"time"
 
 	. "github.com/onsi/gomega"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"roster.dev/roster/api/v1alpha1"
 
 	"roster.dev/roster/controllers"
 	"roster.dev/roster/internal/store/ldap/ldaptest"
@@ -54,6 +59,13 @@ func TestStoreOutageDuringProvisioning(t *testing.T) {
 			_ = slapd.Restart()
 		}
 	})
+	// A Group declared during the outage fails and backs off as the Users
+	// do; the store's recovery wakes it too.
+	group := &v1alpha1.Group{
+		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "during-the-outage"},
+		Spec:       v1alpha1.GroupSpec{Members: []string{"user-0000", "user-0001"}},
+	}
+	g.Expect(k8s.Create(t.Context(), group)).To(Succeed())
 	t.Logf("The directory stopped with %d of %d Users Invited; %d goroutines, %.1f MiB heap in use",
 		before.invited, outageUsers, goroutines, mib(heap))
 	g.Expect(before.invited).To(BeNumerically("<", outageUsers), "provisioning finished before the outage: nothing was tested")
@@ -79,6 +91,9 @@ func TestStoreOutageDuringProvisioning(t *testing.T) {
 		peak = max(peak, runtime.NumGoroutine())
 	}
 	g.Expect(sawUnavailable).To(BeTrue(), "no User said its store was unavailable: %v", during.reasons)
+	g.Expect(k8s.Get(t.Context(), client.ObjectKeyFromObject(group), group)).To(Succeed())
+	g.Expect(meta.IsStatusConditionTrue(group.Status.Conditions, v1alpha1.ConditionReady)).To(BeFalse(),
+		"the Group was Ready without its directory: %+v", group.Status.Conditions)
 	t.Logf("After %s without the directory: %d Users Invited, not Ready by reason %v; peak of %d goroutines",
 		outage, during.invited, during.reasons, peak)
 
@@ -97,6 +112,12 @@ func TestStoreOutageDuringProvisioning(t *testing.T) {
 	// steps double up to 1,000 s), so recovery takes about as long again
 	// as the outage; docs/operations.md says so.
 	t.Logf("Every User Invited %s after the directory came back", time.Since(up).Round(100*time.Millisecond))
+	g.Eventually(func(g Gomega) {
+		g.Expect(k8s.Get(t.Context(), client.ObjectKeyFromObject(group), group)).To(Succeed())
+		g.Expect(meta.IsStatusConditionTrue(group.Status.Conditions, v1alpha1.ConditionReady)).To(BeTrue(), "%+v", group.Status.Conditions)
+		g.Expect(group.Status.MemberCount).To(BeEquivalentTo(2))
+	}, 5*time.Minute, tick).Should(Succeed())
+	t.Logf("The Group declared during the outage Ready %s after the directory came back", time.Since(up).Round(100*time.Millisecond))
 
 	entries := entriesByMail(t, slapd, ns)
 	g.Expect(entries).To(HaveLen(outageUsers), "one entry per address, no others")

@@ -241,16 +241,10 @@ func measurePhases(ctx context.Context, cfg *rest.Config, c client.WithWatch, o 
 	if err := settle(ctx, cfg, (*mgr).metrics, 5*time.Second); err != nil {
 		return err
 	}
-	api0, _ := readAPIRequests(ctx, cfg)
-	mm0, _ := readManagerMetrics((*mgr).metrics)
 	idle, err := readyLatencies(ctx, c, "bench-latency", "idle", latencySamples)
 	if err != nil {
 		return fmt.Errorf("latency while idle: %w\n%s", err, (*mgr).logTail())
 	}
-	api1, _ := readAPIRequests(ctx, cfg)
-	mm1, _ := readManagerMetrics((*mgr).metrics)
-	_, storeWrites := mm1.storeCalls(mm0)
-	perUserAPI, perUserStore := api1.writesSince(api0)/latencySamples, storeWrites/latencySamples
 	printLatency(fmt.Sprintf("(new User until Ready, %d cached, idle)", o.users), idle, time.Second)
 
 	busyN := min(o.users, 10000)
@@ -269,15 +263,9 @@ func measurePhases(ctx context.Context, cfg *rest.Config, c client.WithWatch, o 
 	fmt.Printf("  %-8s%-66s%8.1fs\n", "import", fmt.Sprintf("(the second import of %d, beside the %d new Users)", busyN, latencySamples), time.Since(busyStart).Seconds())
 	total := o.users + busyN + 2*latencySamples
 
+	// The restart a person waits on: until the manager is Ready, and until
+	// a User applied at that moment is Ready.
 	if err := settle(ctx, cfg, (*mgr).metrics, 5*time.Second); err != nil {
-		return err
-	}
-	before, err := readAPIRequests(ctx, cfg)
-	if err != nil {
-		return err
-	}
-	statusBefore, err := statuses(ctx, c)
-	if err != nil {
 		return err
 	}
 	(*mgr).stop()
@@ -295,17 +283,42 @@ func measurePhases(ctx context.Context, cfg *rest.Config, c client.WithWatch, o 
 	if err != nil {
 		return fmt.Errorf("the first User after the restart: %w\n%s", err, (*mgr).logTail())
 	}
+	fmt.Printf("  %-8s%-66s%8.1fs\n", "restart", fmt.Sprintf("(start until Ready, %d Users)", total), ready.Seconds())
+	fmt.Printf("  %-8s%-66s%8.1fs\n", "restart", "(start until a User applied at Ready is Ready)", (ready + firstTook).Seconds())
+
+	// The restart's own writes: a second restart once everything is
+	// settled, with nothing applied around it. The IdentityStore's count of
+	// the resources using it is first let catch up (it is recounted at each
+	// store check), so that the restart's recount has nothing to change.
+	if err := settle(ctx, cfg, (*mgr).metrics, 10*time.Second); err != nil {
+		return err
+	}
+	if err := awaitReferenceCount(ctx, c); err != nil {
+		return err
+	}
+	before, err := readAPIRequests(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	statusBefore, err := statuses(ctx, c)
+	if err != nil {
+		return err
+	}
+	(*mgr).stop()
+	if *mgr, err = startManager(ctx, o.manager, dir, kubeconfig, o.goMemLimit, managerArgs(o)); err != nil {
+		return err
+	}
 	if err := settle(ctx, cfg, (*mgr).metrics, 10*time.Second); err != nil {
 		return err
 	}
 	after, _ := readAPIRequests(ctx, cfg)
 	mm, _ := readManagerMetrics((*mgr).metrics)
 	_, restartStoreWrites := mm.storeCalls(nil)
-	fmt.Printf("  %-8s%-66s%8.1fs\n", "restart", fmt.Sprintf("(start until Ready, %d Users)", total), ready.Seconds())
-	fmt.Printf("  %-8s%-66s%8.1fs\n", "restart", "(start until a User applied at Ready is Ready)", (ready + firstTook).Seconds())
-	fmt.Printf("  %-8s%-66s%8.0f API, %.0f store  (goal 0)\n", "restart", "(writes the restart caused: all, less that one User's)",
-		after.writesSince(before)-perUserAPI, restartStoreWrites-perUserStore)
-	fmt.Printf("  %-8s%-66s%s\n", "", "", after.writesBreakdown(before))
+	fmt.Printf("  %-8s%-66s%8.0f API, %.0f store  (goal 0)\n", "restart", "(writes a restart of the settled manager caused)",
+		after.writesSince(before), restartStoreWrites)
+	if b := after.writesBreakdown(before); b != "" {
+		fmt.Printf("  %-8s%-66s%s\n", "", "", b)
+	}
 	if statusAfter, err := statuses(ctx, c); err == nil {
 		fmt.Printf("  %-8s%s\n", "", changedStatuses(statusBefore, statusAfter))
 	}

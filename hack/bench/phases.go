@@ -251,6 +251,40 @@ func awaitDriftPass(ctx context.Context, metricsAddr string, before managerMetri
 	}
 }
 
+// awaitReferenceCount waits until each IdentityStore's status counts every
+// User, Group and UserImport in the cluster (the bench declares one store,
+// the default), which it does after its next periodic check.
+func awaitReferenceCount(ctx context.Context, c client.Client) error {
+	want := 0
+	for _, kind := range []string{"UserList", "GroupList", "UserImportList"} {
+		list := &metav1.PartialObjectMetadataList{}
+		list.SetGroupVersionKind(v1alpha1.GroupVersion.WithKind(kind))
+		if err := c.List(ctx, list); err != nil {
+			return err
+		}
+		want += len(list.Items)
+	}
+	deadline := time.Now().Add(3 * time.Minute)
+	for {
+		var stores v1alpha1.IdentityStoreList
+		if err := c.List(ctx, &stores); err != nil {
+			return err
+		}
+		counted := len(stores.Items) == 1 && int(stores.Items[0].Status.ReferencedBy) == want
+		if counted {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("the IdentityStore did not count the %d resources that use it within 3 minutes", want)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(time.Second):
+		}
+	}
+}
+
 // statuses reads every User's status, by namespace/name, as JSON.
 func statuses(ctx context.Context, c client.Client) (map[string]string, error) {
 	var list v1alpha1.UserList
