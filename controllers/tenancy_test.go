@@ -3,6 +3,7 @@ package controllers_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/http"
 	"net/url"
 	"os"
@@ -15,6 +16,8 @@ import (
 	. "github.com/onsi/gomega"
 	corev1 "k8s.io/api/core/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/resource"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/rest"
@@ -317,4 +320,52 @@ func TestAdmissionPolicyRefusesWhatTheRulesRefuse(t *testing.T) {
 	stray.Spec.StoreRef = ref
 	g.Eventually(func() error { return other.c.Create(t.Context(), stray, client.DryRunAll) }, timeout, tick).
 		Should(MatchError(ContainSubstring("admits no resources from namespace " + other.ns)))
+}
+
+// The User queue and the stores are shared by every tenant; what bounds one
+// tenant's share is a ResourceQuota on count/users.iam.roster.dev in its
+// namespace, which the cluster's admins set and the edit role cannot
+// change. An import runs with the operator's rights, yet its rows count
+// against the tenant's quota like the tenant's own Users: the rows beyond
+// it fail by row number, and the rows within it are kept.
+func TestTenantQuotaBoundsImportedUsers(t *testing.T) {
+	g := NewWithT(t)
+	ten := newTenant(t)
+	quota := &corev1.ResourceQuota{
+		ObjectMeta: metav1.ObjectMeta{Namespace: ten.ns, Name: "users"},
+		Spec:       corev1.ResourceQuotaSpec{Hard: corev1.ResourceList{"count/users.iam.roster.dev": resource.MustParse("3")}},
+	}
+	g.Expect(k8s.Create(t.Context(), quota)).To(Succeed())
+	// kube-controller-manager, which would fill in the quota's status, does
+	// not run here; the admission plugin counts from this status onwards.
+	quota.Status = corev1.ResourceQuotaStatus{Hard: quota.Spec.Hard, Used: corev1.ResourceList{"count/users.iam.roster.dev": resource.MustParse("0")}}
+	g.Expect(k8s.Status().Update(t.Context(), quota)).To(Succeed())
+
+	raise := quota.DeepCopy()
+	raise.Spec.Hard["count/users.iam.roster.dev"] = resource.MustParse("1000")
+	err := ten.c.Update(t.Context(), raise)
+	g.Expect(apierrors.IsForbidden(err)).To(BeTrue(), "the tenant raised its own quota: %v", err)
+
+	var rows strings.Builder
+	for i := range 5 {
+		fmt.Fprintf(&rows, "add-user,hire%d@%s.example.com,Hire,Number%d\n", i, ten.ns, i)
+	}
+	imp := newImport(ten.ns, "many", v1alpha1.UserImportSpec{Source: inline(rows.String())})
+	g.Expect(ten.c.Create(t.Context(), imp)).To(Succeed())
+	got := &v1alpha1.UserImport{}
+	g.Eventually(func(g Gomega) {
+		g.Expect(k8s.Get(t.Context(), client.ObjectKeyFromObject(imp), got)).To(Succeed())
+		g.Expect(got.Status.Phase).To(Equal(v1alpha1.ImportPartiallySucceeded))
+	}, timeout, tick).Should(Succeed())
+	g.Expect(got.Status.Rows.Added).To(BeEquivalentTo(3))
+	g.Expect(got.Status.Failures).To(HaveLen(2))
+	for _, f := range got.Status.Failures {
+		g.Expect(f.Row).To(BeNumerically(">=", 1))
+		g.Expect(f.Message).To(ContainSubstring("exceeded quota"))
+	}
+	g.Expect(usersIn(g, t.Context(), ten.ns)).To(HaveLen(3))
+
+	extra := newUser(ten.ns, "one-more", "one-more@"+ten.ns+".example.com")
+	err = ten.c.Create(t.Context(), extra)
+	g.Expect(apierrors.IsForbidden(err)).To(BeTrue(), "a fourth User beside the quota: %v", err)
 }

@@ -194,7 +194,9 @@ func run(o options) error {
 	rss, _ := peakRSS(mgr.cmd.Process.Pid)
 	anon, file := rssPeaks()
 	if o.heapProfile != "" {
-		if err := saveProfile(mgr.pprof, "heap", o.heapProfile); err != nil {
+		// gc=1: what is live now, not what was at the last collection,
+		// which may date from the middle of the import.
+		if err := saveProfile(mgr.pprof, "heap?gc=1", o.heapProfile); err != nil {
 			return err
 		}
 		fmt.Printf("  heap profile saved to %s (go tool pprof -top %s)\n", o.heapProfile, o.heapProfile)

@@ -125,7 +125,7 @@ func startImport(ctx context.Context, c client.Client, ns, name string, n int) e
 // managerMetrics are the manager's own counters, read from its /metrics.
 type managerMetrics map[string]float64
 
-var sample = regexp.MustCompile(`^(roster_store_calls_total|roster_drift_passes_total|roster_drift_pass_duration_seconds_sum|roster_drift_pass_duration_seconds_count|go_memstats_heap_alloc_bytes)(?:\{(.*)\})? ([0-9.e+-]+)$`)
+var sample = regexp.MustCompile(`^(roster_store_calls_total|controller_runtime_reconcile_total|roster_drift_passes_total|roster_drift_pass_duration_seconds_sum|roster_drift_pass_duration_seconds_count|go_memstats_heap_alloc_bytes)(?:\{(.*)\})? ([0-9.e+-]+)$`)
 
 func readManagerMetrics(addr string) (managerMetrics, error) {
 	resp, err := http.Get("http://" + addr + "/metrics")
@@ -147,12 +147,12 @@ func readManagerMetrics(addr string) (managerMetrics, error) {
 		}
 		n, _ := strconv.ParseFloat(m[3], 64)
 		key := m[1]
-		if m[1] == "roster_store_calls_total" {
-			op := label.FindAllStringSubmatch(m[2], -1)
-			for _, kv := range op {
-				if kv[1] == "operation" {
-					key = "store " + kv[2]
-				}
+		for _, kv := range label.FindAllStringSubmatch(m[2], -1) {
+			switch {
+			case m[1] == "roster_store_calls_total" && kv[1] == "operation":
+				key = "store " + kv[2]
+			case m[1] == "controller_runtime_reconcile_total" && kv[1] == "controller":
+				key = "reconciles " + kv[2]
 			}
 		}
 		out[key] += n
@@ -203,12 +203,14 @@ func (after apiRequests) writesBreakdown(before apiRequests) string {
 	return strings.Join(parts, ", ")
 }
 
-// settle waits until neither the API server's writes nor the manager's
-// store writes change for quiet (reads go on: the store's health check).
+// settle waits until neither the API server's writes, the manager's store
+// writes nor its User reconciles change for quiet (store reads go on: the
+// store's health check). A restart reconciles every User, reading the
+// store and writing nothing; that is not settled yet.
 func settle(ctx context.Context, cfg *rest.Config, metricsAddr string, quiet time.Duration) error {
-	var lastAPI, lastStore float64 = -1, -1
+	var last [3]float64
 	changed := time.Now()
-	for time.Since(changed) < quiet {
+	for first := true; first || time.Since(changed) < quiet; first = false {
 		api, err := readAPIRequests(ctx, cfg)
 		if err != nil {
 			return err
@@ -218,8 +220,8 @@ func settle(ctx context.Context, cfg *rest.Config, metricsAddr string, quiet tim
 			return err
 		}
 		_, w := mm.storeCalls(nil)
-		if a, s := api.writesSince(nil), w; a != lastAPI || s != lastStore {
-			lastAPI, lastStore, changed = a, s, time.Now()
+		if now := [3]float64{api.writesSince(nil), w, mm["reconciles user"]}; first || now != last {
+			last, changed = now, time.Now()
 		}
 		select {
 		case <-ctx.Done():
