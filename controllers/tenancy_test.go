@@ -17,8 +17,8 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
-	"k8s.io/apimachinery/pkg/api/resource"
 	"k8s.io/apimachinery/pkg/api/meta"
+	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/rest"
 	"k8s.io/utils/ptr"
@@ -222,17 +222,26 @@ func TestTenantImportRowsAreChecked(t *testing.T) {
 		Source: inline("add-user,ok@" + ten.ns + ".example.com,Ok,Person\n" +
 			"add-user,ceo@corp.example.com,Not,Ours\n"),
 	})
+	got := importAsTenant(t, ten, imp)
+	g.Expect(got.Status.Failures).To(HaveLen(1))
+	g.Expect(got.Status.Failures[0].Row).To(BeEquivalentTo(2))
+	g.Expect(got.Status.Failures[0].Message).To(ContainSubstring("addresses at corp.example.com"))
+	g.Expect(usersIn(g, t.Context(), ten.ns)).To(HaveKey("ok@" + ten.ns + ".example.com"))
+	g.Expect(usersIn(g, t.Context(), ten.ns)).NotTo(HaveKey("ceo@corp.example.com"))
+}
+
+// importAsTenant creates the import as the tenant and waits until some of
+// its rows were applied and some refused.
+func importAsTenant(t *testing.T, ten tenant, imp *v1alpha1.UserImport) *v1alpha1.UserImport {
+	t.Helper()
+	g := NewWithT(t)
 	g.Expect(ten.c.Create(t.Context(), imp)).To(Succeed())
 	got := &v1alpha1.UserImport{}
 	g.Eventually(func(g Gomega) {
 		g.Expect(k8s.Get(t.Context(), client.ObjectKeyFromObject(imp), got)).To(Succeed())
 		g.Expect(got.Status.Phase).To(Equal(v1alpha1.ImportPartiallySucceeded))
 	}, timeout, tick).Should(Succeed())
-	g.Expect(got.Status.Failures).To(HaveLen(1))
-	g.Expect(got.Status.Failures[0].Row).To(BeEquivalentTo(2))
-	g.Expect(got.Status.Failures[0].Message).To(ContainSubstring("addresses at corp.example.com"))
-	g.Expect(usersIn(g, t.Context(), ten.ns)).To(HaveKey("ok@" + ten.ns + ".example.com"))
-	g.Expect(usersIn(g, t.Context(), ten.ns)).NotTo(HaveKey("ceo@corp.example.com"))
+	return got
 }
 
 // A Secret a tenant writes in its own namespace, labelled as a token record
@@ -351,12 +360,7 @@ func TestTenantQuotaBoundsImportedUsers(t *testing.T) {
 		fmt.Fprintf(&rows, "add-user,hire%d@%s.example.com,Hire,Number%d\n", i, ten.ns, i)
 	}
 	imp := newImport(ten.ns, "many", v1alpha1.UserImportSpec{Source: inline(rows.String())})
-	g.Expect(ten.c.Create(t.Context(), imp)).To(Succeed())
-	got := &v1alpha1.UserImport{}
-	g.Eventually(func(g Gomega) {
-		g.Expect(k8s.Get(t.Context(), client.ObjectKeyFromObject(imp), got)).To(Succeed())
-		g.Expect(got.Status.Phase).To(Equal(v1alpha1.ImportPartiallySucceeded))
-	}, timeout, tick).Should(Succeed())
+	got := importAsTenant(t, ten, imp)
 	g.Expect(got.Status.Rows.Added).To(BeEquivalentTo(3))
 	g.Expect(got.Status.Failures).To(HaveLen(2))
 	for _, f := range got.Status.Failures {
