@@ -1,11 +1,14 @@
 package controllers
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"strings"
 	"testing"
+	"time"
 
+	"github.com/go-logr/logr"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
 	"roster.dev/roster/internal/status"
@@ -44,5 +47,32 @@ func TestStoreFailed(t *testing.T) {
 				t.Errorf("message %q does not name the store and its answer", o.summary.Message)
 			}
 		})
+	}
+}
+
+func TestRetryTriesUntilDone(t *testing.T) {
+	calls := 0
+	fn := func(context.Context) error {
+		calls++
+		if calls < 3 {
+			return errors.New("namespace not found")
+		}
+		return nil
+	}
+	retry(t.Context(), time.Millisecond, 2*time.Millisecond, logr.Discard(), "trying", fn)
+	if calls != 3 {
+		t.Errorf("calls = %d, want 3: two failures, then the success", calls)
+	}
+
+	ctx, cancel := context.WithCancel(t.Context())
+	calls = 0
+	failing := func(context.Context) error {
+		calls++
+		cancel()
+		return errors.New("unavailable")
+	}
+	retry(ctx, time.Hour, time.Hour, logr.Discard(), "trying", failing)
+	if calls != 1 {
+		t.Errorf("calls = %d, want 1: it stops once the context ends, without waiting", calls)
 	}
 }

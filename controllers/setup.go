@@ -7,6 +7,7 @@ import (
 	"os"
 	"time"
 
+	"github.com/go-logr/logr"
 	"github.com/prometheus/client_golang/prometheus"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/utils/clock"
@@ -236,13 +237,33 @@ func addPages(mgr ctrl.Manager, reg *stores.Registry, namespace string, p Pages)
 		return err
 	}
 	// The introspection credentials exist from the start, for an
-	// administrator to hand to services.
+	// administrator to hand to services; a failure (the API server not
+	// answering yet, the namespace not there yet) is tried again.
 	return mgr.Add(everyReplica(func(ctx context.Context) error {
-		if err := pages.EnsureIntrospectionCredentials(ctx); err != nil {
-			ctrl.Log.WithName("web").Error(err, "Creating the introspection client credentials")
-		}
+		retry(ctx, time.Second, time.Minute, ctrl.Log.WithName("web"), "Creating the introspection client credentials",
+			pages.EnsureIntrospectionCredentials)
 		return nil
 	}))
+}
+
+// retry calls fn until it succeeds or ctx ends, waiting first after the
+// first failure and twice as long after each further one, at most most,
+// and logs each failure with what.
+func retry(ctx context.Context, first, most time.Duration, log logr.Logger, what string, fn func(context.Context) error) {
+	wait := first
+	for {
+		err := fn(ctx)
+		if err == nil {
+			return
+		}
+		log.Error(err, what+"; trying again", "in", wait)
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(wait):
+		}
+		wait = min(2*wait, most)
+	}
 }
 
 // everyReplica is a runnable that needs no leader.

@@ -150,6 +150,11 @@ func run(o options) error {
 		fmt.Printf("  %-8s%-66s%8.1fs  %6.0f users/s\n", "floor", work, floor.Seconds(), float64(o.users)/floor.Seconds())
 	}
 
+	// The operator's namespace exists before the manager starts, as in a
+	// real install: the web pages write their credentials there at start.
+	if err := createNamespace(ctx, c, managerNamespace); err != nil {
+		return err
+	}
 	mgr, err := startManager(ctx, o.manager, dir, env.KubeConfig, o.goMemLimit, managerArgs(o))
 	if err != nil {
 		return err
@@ -219,7 +224,11 @@ func run(o options) error {
 	if live, err := liveHeap(mgr); err == nil {
 		fmt.Printf("  %-8s%-66s%8.1f MiB  %6.0f bytes per User\n", "manager", "live heap after the import (after a collection)", float64(live)/(1<<20), float64(live)/float64(o.users))
 	}
-	fmt.Printf("  %-8s%-66s%8d\n", "manager", "errors logged", strings.Count(mgr.log.String(), `"level":"error"`))
+	errs := errorLines(mgr.log.String())
+	fmt.Printf("  %-8s%-66s%8d\n", "manager", "errors logged", len(errs))
+	for _, line := range errs[:min(3, len(errs))] {
+		fmt.Printf("  %-8s%s\n", "", line[:min(300, len(line))])
+	}
 	if !o.phases {
 		return nil
 	}
@@ -542,6 +551,17 @@ func saveProfile(addr, name, path string) error {
 func (m *manager) stop() {
 	_ = m.cmd.Process.Signal(syscall.SIGTERM)
 	_ = m.cmd.Wait()
+}
+
+// errorLines are the manager's log lines at level error.
+func errorLines(log string) []string {
+	var out []string
+	for _, line := range strings.Split(log, "\n") {
+		if strings.Contains(line, `"level":"error"`) {
+			out = append(out, line)
+		}
+	}
+	return out
 }
 
 func (m *manager) logTail() string {
