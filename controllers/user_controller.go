@@ -470,7 +470,7 @@ func (r *UserReconciler) SetupWithManager(mgr ctrl.Manager) error {
 	b := ctrl.NewControllerManagedBy(mgr).
 		Watches(&v1alpha1.User{}, userEvents(), builder.WithPredicates(forPredicates(r.only, userChanged())...)).
 		Watches(&v1alpha1.User{}, handler.EnqueueRequestsFromMapFunc(r.usersSharingEmail), builder.WithPredicates(onDelete())).
-		Watches(&corev1.Secret{}, handler.EnqueueRequestsFromMapFunc(recordOwner)).
+		Watches(&corev1.Secret{}, handler.EnqueueRequestsFromMapFunc(recordOwner), builder.WithPredicates(recordUsed())).
 		Watches(&v1alpha1.Group{}, r.groupEvents()).
 		WithOptions(controller.Options{MaxConcurrentReconciles: max(1, r.MaxConcurrentReconciles), NewQueue: r.newQueue(mgr.GetLogger())}).
 		Named("user")

@@ -11,7 +11,9 @@ import (
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/event"
 	"sigs.k8s.io/controller-runtime/pkg/log"
+	"sigs.k8s.io/controller-runtime/pkg/predicate"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
 	"roster.dev/roster/api/v1alpha1"
@@ -371,6 +373,23 @@ func (r *UserReconciler) deleteRecords(ctx context.Context, user *v1alpha1.User)
 // recordOwner wakes the User a token record belongs to: a record changes
 // when a person uses a link on the web pages. Only records in the
 // operator's namespace are cached, so the labels are Roster's own.
+// recordUsed lets through the record events a User has not seen: a link
+// used on the pages or an expiry changed by hand (see
+// invitation.ChangedByPages), or a record deleted.
+// The User controller creates and updates records itself, in the pass that
+// then writes the status; waking the User for those would only start a
+// pass from a cache that has the record but not yet that status.
+func recordUsed() predicate.Predicate {
+	return predicate.Funcs{
+		CreateFunc: func(event.CreateEvent) bool { return false },
+		UpdateFunc: func(e event.UpdateEvent) bool {
+			old, okOld := e.ObjectOld.(*corev1.Secret)
+			cur, okNew := e.ObjectNew.(*corev1.Secret)
+			return okOld && okNew && invitation.ChangedByPages(old, cur)
+		},
+	}
+}
+
 func recordOwner(_ context.Context, obj client.Object) []reconcile.Request {
 	s, ok := obj.(*corev1.Secret)
 	if !ok {

@@ -286,6 +286,24 @@ const (
 	keyStoreError  = "storeError"
 )
 
+// ChangedByPages reports whether a record went from old to new by a change
+// the User controller did not make itself: what the pages write when a link
+// is used (a token claimed or given back, a password set or refused), or an
+// expiry changed by hand. What the controller writes (a token issued, an
+// email sent or failed, a token revoked) is not such a change; the pass
+// that wrote it already knows.
+func ChangedByPages(old, new *corev1.Secret) bool {
+	if string(old.Data[keyIssuedAt]) != string(new.Data[keyIssuedAt]) {
+		return false // a fresh token, issued by the controller
+	}
+	for _, key := range []string{keyUsedAt, keyCompletedAt, keyRefusedAt, keyStoreError, keyExpiresAt} {
+		if string(old.Data[key]) != string(new.Data[key]) {
+			return true
+		}
+	}
+	return false
+}
+
 // ReadRecord reads the record a Secret holds.
 func ReadRecord(s *corev1.Secret) (Record, error) {
 	var r Record
